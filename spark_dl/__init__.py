@@ -1,0 +1,19 @@
+"""spark_dl: PyTorch networks as native Apache Spark ML pipeline stages.
+
+Importing this package has no side effects: it neither starts Spark nor imports torch.
+"""
+
+from spark_dl.classification import TorchClassificationModel, TorchClassifier
+from spark_dl.errors import TrainingFailedError
+from spark_dl.regression import TorchRegressionModel, TorchRegressor
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TorchClassifier",
+    "TorchClassificationModel",
+    "TorchRegressor",
+    "TorchRegressionModel",
+    "TrainingFailedError",
+    "__version__",
+]

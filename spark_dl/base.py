@@ -1,0 +1,311 @@
+"""The shared fit/transform skeleton of the torch-backed estimators and models.
+
+Driver code here resolves Params into plain values and validates them before any Spark
+job; the work on executors lives in :mod:`spark_dl.training` and :mod:`spark_dl.inference`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any
+from urllib.parse import urlparse
+
+from pyspark.ml import Estimator, Model
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable, MLReadable, MLWritable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from spark_dl import conf
+from spark_dl.model_spec import ModelSpec
+from spark_dl.params import OPTIMIZERS, _TorchStageParams
+from spark_dl.persistence import TorchModelReader, TorchModelWriter, check_safetensors, digest
+from spark_dl.validation import (
+    check_features_column,
+    check_numeric_column,
+    check_stats,
+    collect_stats,
+    features_as_float_array,
+    nominal_num_classes,
+    require,
+)
+
+logger = logging.getLogger(__name__)
+HANDLE_INVALID = ("error", "skip", "keep")
+
+
+class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, DefaultParamsWritable):
+    """Fits a torch network on a DataFrame through TorchDistributor (see subclasses)."""
+
+    _task: str = ""
+
+    def _model_class(self) -> type[_TorchModel]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ validation
+    def _weight_col(self) -> str | None:
+        if self.isDefined(self.weightCol) and self.getWeightCol():
+            return self.getWeightCol()
+        return None
+
+    def _check_params(self, spark: SparkSession) -> None:
+        """Validate every Param before any Spark job (scikit-learn message template)."""
+        owner = type(self).__name__
+        require(self.getMaxEpochs() >= 1, owner, "maxEpochs", "an int >= 1", self.getMaxEpochs())
+        require(self.getBatchSize() >= 1, owner, "batchSize", "an int >= 1", self.getBatchSize())
+        lr = self.getLearningRate()
+        require(lr > 0, owner, "learningRate", "a float > 0", lr)
+        opt = self.getOptimizer()
+        require(opt.lower() in OPTIMIZERS, owner, "optimizer", f"one of {list(OPTIMIZERS)}", opt)
+        _check_optimizer_params(opt, self.getOptimizerParams())
+        vf = self.getValidationFraction()
+        require(0.0 <= vf < 1.0, owner, "validationFraction", "a float in [0, 1)", vf)
+        patience = self.getEarlyStoppingPatience()
+        require(patience >= 0, owner, "earlyStoppingPatience", "an int >= 0", patience)
+        if patience and vf == 0:
+            raise ValueError(
+                f"The 'earlyStoppingPatience' parameter of {owner} ({patience}) needs a "
+                "validation set: set validationFraction > 0, or earlyStoppingPatience=0."
+            )
+        require(self.getHandleInvalid() in HANDLE_INVALID, owner, "handleInvalid",
+                f"one of {list(HANDLE_INVALID)}", self.getHandleInvalid())
+        self._check_processes(spark, owner)
+        ckpt = self.getCheckpointDir()
+        if ckpt and urlparse(ckpt).scheme not in ("", "file"):
+            raise ValueError(
+                f"The 'checkpointDir' parameter of {owner} must be a local or mounted path that "
+                f"the rank-0 process can write. Got {ckpt!r}."
+            )
+        self._spec().check_kwargs(in_features=1, out_features=1)
+
+    def _check_processes(self, spark: SparkSession, owner: str) -> None:
+        from spark_dl.training.distributor import check_pyspark, task_slots
+
+        check_pyspark()
+        n = self.getNumProcesses()
+        require(n >= 1, owner, "numProcesses", "an int >= 1", n)
+        if self.getUseGpu() and self.getLocalMode():
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError(
+                    f"The 'useGpu' parameter of {owner} is True with localMode=True, but the "
+                    "driver has no CUDA device. Set useGpu=False or train on GPU executors."
+                )
+        if not self.getLocalMode():
+            slots = task_slots(spark) // conf.task_cpus(spark)
+            if n > slots:
+                raise ValueError(
+                    f"The 'numProcesses' parameter of {owner} ({n}) exceeds the {slots} task "
+                    "slot(s) the cluster can run at once; the barrier training stage would "
+                    "wait forever. Lower numProcesses or add executors/cores."
+                )
+
+    def _spec(self) -> ModelSpec:
+        return ModelSpec(self.getModel(), self.getModelParams())
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, dataset: DataFrame) -> _TorchModel:
+        from spark_dl.training.data import prepare
+        from spark_dl.training.distributor import launch
+
+        spark, owner = dataset.sparkSession, type(self).__name__
+        self._check_params(spark)
+        schema = dataset.schema
+        info = check_features_column(schema, self.getFeaturesCol(), owner)
+        check_numeric_column(schema, self.getLabelCol(), "labelCol", owner)
+        weight_col = self._weight_col()
+        if weight_col:
+            check_numeric_column(schema, weight_col, "weightCol", owner)
+        prepared = prepare(
+            dataset, features_as_float_array(info.column, info.kind), self.getLabelCol(),
+            weight_col, self.getValidationFraction(), self.getSeed(),
+        )
+        stats = collect_stats(prepared)
+        num_features, num_outputs = check_stats(
+            stats, owner=owner, features_col=info.column, label_col=self.getLabelCol(),
+            weight_col=weight_col, declared_features=info.num_features,
+            classification=self._task == "classification",
+            declared_classes=nominal_num_classes(schema, self.getLabelCol()),
+            num_processes=self.getNumProcesses(),
+        )
+        self._spec().check_kwargs(in_features=num_features, out_features=num_outputs)
+        cfg = self._train_config(spark, num_features, num_outputs)
+        logger.info("%s: training on %d rows (%d for validation) with %d process(es)",
+                    owner, stats.rows, stats.val_rows, self.getNumProcesses())
+        result = launch(
+            spark, prepared, cfg, stats.rows_per_partition,
+            num_processes=self.getNumProcesses(), local_mode=self.getLocalMode(),
+            use_gpu=self.getUseGpu(),
+        )
+        model = self._model_class()._from_parts(
+            result["weights"], num_features, num_outputs, result["history"]
+        )
+        self._copyValues(model)
+        return model
+
+    def _train_config(self, spark: SparkSession, nf: int, nout: int) -> dict[str, Any]:
+        ckpt = self.getCheckpointDir()
+        return {
+            "task": self._task,
+            "spec": self._spec().to_json(),
+            "num_features": nf,
+            "num_outputs": nout,
+            "max_epochs": self.getMaxEpochs(),
+            "batch_size": self.getBatchSize(),
+            "lr": self.getLearningRate(),
+            "optimizer": self.getOptimizer().lower(),
+            "optimizer_params": self.getOptimizerParams(),
+            "seed": self.getSeed(),
+            "use_gpu": self.getUseGpu(),
+            "patience": self.getEarlyStoppingPatience(),
+            "checkpoint_dir": urlparse(ckpt).path if ckpt else None,
+            "timeout_s": conf.get_int(spark, conf.COLLECTIVE_TIMEOUT),
+        }
+
+
+def _check_optimizer_params(name: str, extra: dict[str, Any]) -> None:
+    import torch
+
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+    sig = inspect.signature(cls[name.lower()])
+    try:
+        sig.bind(None, lr=1e-3, **extra)
+    except TypeError as exc:
+        raise ValueError(
+            f"The 'optimizerParams' {extra} do not fit optimizer {name!r}: {exc}. It accepts "
+            f"{[p for p in sig.parameters if p not in ('params', 'lr')]}."
+        ) from None
+
+
+class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
+    """A fitted torch network that scores DataFrames with an Arrow UDF (see subclasses)."""
+
+    _task: str = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._weights: bytes = b""
+        self._num_features = 0
+        self._num_outputs = 0
+        self._history: list[dict[str, Any]] = []
+        self._module: Any = None
+        self._bc: Any = None
+
+    @classmethod
+    def _from_parts(cls, weights: bytes, num_features: int, num_outputs: int,
+                    history: list[dict[str, Any]]) -> Any:
+        model = cls()
+        model._weights = bytes(weights)
+        model._num_features = num_features
+        model._num_outputs = num_outputs
+        model._history = list(history)
+        return model
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def numFeatures(self) -> int:
+        """Width of the feature vectors the model was trained on."""
+        return self._num_features
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """Per-epoch training history: epoch, train_loss, and val_loss/val_metric if any."""
+        return [dict(e) for e in self._history]
+
+    @property
+    def torchModule(self) -> Any:
+        """The trained ``torch.nn.Module`` (in eval mode), for export or inspection."""
+        from safetensors.torch import load as st_load
+
+        if self._module is None:
+            module = ModelSpec(self.getModel(), self.getModelParams()).build(
+                in_features=self._num_features, out_features=self._num_outputs
+            )
+            module.load_state_dict(st_load(self._weights))
+            self._module = module.eval()
+        return self._module
+
+    def _check_weights(self) -> None:
+        """Check that the weights parse and fit the network; clear error otherwise."""
+        check_safetensors(self._weights, "the model")
+        try:
+            self.torchModule
+        except RuntimeError as exc:
+            raise ValueError(f"The saved weights do not fit network {self.getModel()!r}: {exc}")
+
+    # ------------------------------------------------------------------ setters
+    def setFeaturesCol(self, value: str) -> Any:
+        """Sets the value of :py:attr:`featuresCol`."""
+        return self._set(featuresCol=value)
+
+    def setPredictionCol(self, value: str) -> Any:
+        """Sets the value of :py:attr:`predictionCol`."""
+        return self._set(predictionCol=value)
+
+    def setHandleInvalid(self, value: str) -> Any:
+        """Sets the value of :py:attr:`handleInvalid`."""
+        return self._set(handleInvalid=value)
+
+    # ------------------------------------------------------------------ scoring
+    def _broadcast(self, spark: SparkSession) -> Any:
+        sc = spark.sparkContext
+        if self._bc is None or self._bc[0] is not sc._jsc:
+            self._bc = (sc._jsc, sc.broadcast(self._weights))
+        return self._bc[1]
+
+    def _scoring_column(self, dataset: DataFrame) -> tuple[DataFrame, Any]:
+        """Validate the input, apply handleInvalid='skip', and return the UDF's output column."""
+        from spark_dl.inference.scoring import ScoringTask
+        from spark_dl.inference.udf import scoring_udf
+
+        owner = type(self).__name__
+        handle = self.getHandleInvalid()
+        require(handle in HANDLE_INVALID, owner, "handleInvalid", f"one of {list(HANDLE_INVALID)}",
+                handle)
+        info = check_features_column(dataset.schema, self.getFeaturesCol(), owner)
+        if info.num_features is not None and info.num_features != self._num_features:
+            raise ValueError(
+                f"The 'featuresCol' column {info.column!r} declares {info.num_features} features "
+                f"but the model was trained on {self._num_features}."
+            )
+        feats = features_as_float_array(info.column, info.kind)
+        if handle == "skip":
+            dataset = dataset.filter(
+                feats.isNotNull() & (F.size(feats) == self._num_features)
+                & ~F.exists(feats, lambda x: x.isNull() | F.isnan(x))
+            )
+        spark = dataset.sparkSession
+        threads = conf.get_int(spark, conf.INFERENCE_THREADS) or conf.task_cpus(spark)
+        task = ScoringTask(
+            key=f"{digest(self._weights)}:{self.getModel()}:{self.getOrDefault(self.modelParams)}",
+            spec=ModelSpec(self.getModel(), self.getModelParams()).to_json(),
+            num_features=self._num_features, num_outputs=self._num_outputs, task=self._task,
+            batch_size=conf.get_int(spark, conf.INFERENCE_BATCH_SIZE), threads=threads,
+            handle_invalid=handle, features_col=info.column, weights=self._broadcast(spark),
+        )
+        return dataset, scoring_udf(task)(feats)
+
+    # ------------------------------------------------------------------ persistence
+    def write(self) -> TorchModelWriter:
+        """Returns an MLWriter for this model (metadata JSON + safetensors weights)."""
+        return TorchModelWriter(self)
+
+    @classmethod
+    def read(cls) -> TorchModelReader:
+        """Returns an MLReader for this model class."""
+        return TorchModelReader(cls)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(uid={self.uid}, model={self.getModel()!r}, "
+                f"numFeatures={self._num_features})")
+
+
+def _tmp_col(dataset: DataFrame) -> str:
+    name = "__spark_dl_out"
+    while name in dataset.columns:
+        name += "_"
+    return name
+
+
+__all__ = ["_TorchEstimator", "_TorchModel", "_tmp_col"]

@@ -1,0 +1,138 @@
+"""TorchClassifier: a torch network trained and scored as a Spark ML classifier."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyspark import keyword_only
+from pyspark.ml.functions import array_to_vector
+from pyspark.ml.param.shared import HasProbabilityCol, HasRawPredictionCol
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from spark_dl.base import _tmp_col, _TorchEstimator, _TorchModel
+
+
+class _TorchClassifierParams(HasProbabilityCol, HasRawPredictionCol):
+    """Output columns of a classifier, as in Spark's own classifiers."""
+
+
+class TorchClassifier(_TorchEstimator, _TorchClassifierParams):
+    """Train a PyTorch network as a Spark ML classifier (binary or multiclass).
+
+    Labels are class indices ``0..k-1`` (use ``StringIndexer`` for strings); the network
+    gets ``in_features`` and ``out_features=k`` when its constructor accepts them and is
+    trained with (weighted) cross-entropy through TorchDistributor. The fitted model
+    writes ``rawPrediction`` (logits), ``probability`` (softmax) and ``prediction``, so
+    ``BinaryClassificationEvaluator`` and ``MulticlassClassificationEvaluator`` work.
+
+    Examples
+    --------
+    >>> from pyspark.ml.linalg import Vectors
+    >>> df = spark.createDataFrame(
+    ...     [(Vectors.dense([0.0, 1.0]), 0.0), (Vectors.dense([1.0, 0.0]), 1.0)] * 20,
+    ...     ["features", "label"])
+    >>> clf = TorchClassifier(modelParams={"hidden_layers": [8]}, maxEpochs=5)
+    >>> model = clf.fit(df)
+    >>> model.transform(df).select("prediction").distinct().count()
+    2
+    """
+
+    _task = "classification"
+
+    @keyword_only
+    def __init__(
+        self,
+        *,
+        featuresCol: str = "features",
+        labelCol: str = "label",
+        predictionCol: str = "prediction",
+        probabilityCol: str = "probability",
+        rawPredictionCol: str = "rawPrediction",
+        weightCol: str | None = None,
+        model: str = "mlp",
+        modelParams: Any = None,
+        maxEpochs: int = 10,
+        batchSize: int = 64,
+        learningRate: float = 1e-3,
+        optimizer: str = "adam",
+        optimizerParams: Any = None,
+        seed: int = 0,
+        numProcesses: int = 1,
+        localMode: bool = True,
+        useGpu: bool = False,
+        validationFraction: float = 0.0,
+        earlyStoppingPatience: int = 0,
+        checkpointDir: str | None = None,
+        handleInvalid: str = "error",
+    ) -> None:
+        super().__init__()
+        self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
+
+    @keyword_only
+    def setParams(
+        self,
+        *,
+        featuresCol: str = "features",
+        labelCol: str = "label",
+        predictionCol: str = "prediction",
+        probabilityCol: str = "probability",
+        rawPredictionCol: str = "rawPrediction",
+        weightCol: str | None = None,
+        model: str = "mlp",
+        modelParams: Any = None,
+        maxEpochs: int = 10,
+        batchSize: int = 64,
+        learningRate: float = 1e-3,
+        optimizer: str = "adam",
+        optimizerParams: Any = None,
+        seed: int = 0,
+        numProcesses: int = 1,
+        localMode: bool = True,
+        useGpu: bool = False,
+        validationFraction: float = 0.0,
+        earlyStoppingPatience: int = 0,
+        checkpointDir: str | None = None,
+        handleInvalid: str = "error",
+    ) -> TorchClassifier:
+        """Sets params for this TorchClassifier (keyword arguments only)."""
+        return self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
+
+    def _model_class(self) -> type[TorchClassificationModel]:
+        return TorchClassificationModel
+
+
+class TorchClassificationModel(_TorchModel, _TorchClassifierParams):
+    """A fitted :class:`TorchClassifier`.
+
+    ``transform`` adds ``rawPrediction`` and ``probability`` (Vectors) and ``prediction``
+    (double), scoring Arrow batches with one cached network per Python worker. Set any
+    output column to ``""`` to leave it out.
+    """
+
+    _task = "classification"
+
+    @property
+    def numClasses(self) -> int:
+        """Number of classes the model predicts."""
+        return self._num_outputs
+
+    def setProbabilityCol(self, value: str) -> TorchClassificationModel:
+        """Sets the value of :py:attr:`probabilityCol`."""
+        return self._set(probabilityCol=value)
+
+    def setRawPredictionCol(self, value: str) -> TorchClassificationModel:
+        """Sets the value of :py:attr:`rawPredictionCol`."""
+        return self._set(rawPredictionCol=value)
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        dataset, scored = self._scoring_column(dataset)
+        tmp = _tmp_col(dataset)
+        out = dataset.withColumn(tmp, scored)
+        outputs = [
+            (self.getRawPredictionCol(), array_to_vector(F.col(f"{tmp}.raw"))),
+            (self.getProbabilityCol(), array_to_vector(F.col(f"{tmp}.prob"))),
+            (self.getPredictionCol(), F.col(f"{tmp}.pred")),
+        ]
+        cols = {name: col for name, col in outputs if name}
+        return out.withColumns(cols).drop(tmp)

@@ -1,0 +1,30 @@
+"""Library settings that a cluster operator tunes, as namespaced Spark confs (``spark.dl.*``).
+
+This is the only module that reads them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Seconds a collective operation may wait for a peer before training fails.
+COLLECTIVE_TIMEOUT = ("spark.dl.train.collectiveTimeoutSeconds", 600)
+#: Rows per forward pass when scoring (Arrow batches are split into chunks of this size).
+INFERENCE_BATCH_SIZE = ("spark.dl.inference.batchSize", 4096)
+#: torch intra-op threads per scoring task; 0 means spark.task.cpus.
+INFERENCE_THREADS = ("spark.dl.inference.threadsPerTask", 0)
+
+
+def get_int(spark: Any, setting: tuple[str, int]) -> int:
+    """Read an integer ``spark.dl.*`` conf, with the error naming the key on a bad value."""
+    key, default = setting
+    raw = spark.conf.get(key, str(default))
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"Spark conf {key!r} must be an integer. Got {raw!r}.") from None
+
+
+def task_cpus(spark: Any) -> int:
+    """``spark.task.cpus`` (default 1)."""
+    return int(spark.conf.get("spark.task.cpus", "1"))

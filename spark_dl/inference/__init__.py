@@ -1,0 +1,1 @@
+"""Scoring: Arrow-batched UDFs and the per-worker model cache."""

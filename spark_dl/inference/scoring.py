@@ -1,0 +1,170 @@
+"""Executor side of scoring: Arrow batches in, Arrow arrays out, one model per worker.
+
+Runs in Spark's Python workers. The network is built once per Python worker and kept in
+a small LRU cache keyed by the weights' digest, so tasks and batches reuse it; rows move
+from Arrow buffers to torch without a per-row step (zero-copy when the batch has no
+nulls).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from torch import nn
+
+_CACHE: OrderedDict[str, nn.Module] = OrderedDict()
+_CACHE_SIZE = 4
+#: Number of networks this Python process has built (diagnostics and tests).
+builds = 0
+
+
+@dataclass(frozen=True)
+class ScoringTask:
+    """Plain values a scoring task needs; picklable, no Params or SparkSession."""
+
+    key: str
+    spec: str
+    num_features: int
+    num_outputs: int
+    task: str  # "classification" or "regression"
+    batch_size: int
+    threads: int
+    handle_invalid: str
+    features_col: str
+    weights: Any  # a Broadcast of the safetensors bytes
+
+
+def get_model(task: ScoringTask) -> nn.Module:
+    """The cached network for ``task.key``, built from the broadcast weights on a miss."""
+    global builds
+    model = _CACHE.get(task.key)
+    if model is not None:
+        _CACHE.move_to_end(task.key)
+        return model
+    from safetensors.torch import load as st_load
+
+    from spark_dl.model_spec import ModelSpec
+
+    model = ModelSpec.from_json(task.spec).build(
+        in_features=task.num_features, out_features=task.num_outputs
+    )
+    model.load_state_dict(st_load(task.weights.value))
+    model.eval()
+    builds += 1
+    _CACHE[task.key] = model
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return model
+
+
+def features_matrix(arr: pa.Array, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, valid)``: an ``(n, d)`` float32 matrix and a mask of rows that are usable.
+
+    A row is invalid when it is null, has a length other than ``d``, or holds a NaN/null
+    value; its row in ``X`` is zero.
+    """
+    import pyarrow as pa
+
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    n = len(arr)
+    offsets = arr.offsets.to_numpy()
+    lengths = np.diff(offsets)
+    if arr.null_count == 0 and (lengths == d).all():
+        flat = arr.flatten()
+        X = flat.to_numpy(zero_copy_only=flat.null_count == 0).reshape(n, d)
+        valid = ~np.isnan(X).any(axis=1)
+        if not valid.all():
+            X = np.where(valid[:, None], X, 0).astype(np.float32)
+        return X, valid
+    valid = (lengths == d) & ~arr.is_null().to_numpy(zero_copy_only=False)
+    values = arr.values.to_numpy(zero_copy_only=False)
+    X = np.zeros((n, d), dtype=np.float32)
+    if valid.any():
+        rows = offsets[:-1][valid][:, None] + np.arange(d)
+        X[valid] = values[rows]
+    bad = np.isnan(X).any(axis=1)
+    X[bad] = 0
+    return X, valid & ~bad
+
+
+def _forward(model: nn.Module, X: np.ndarray, batch_size: int) -> np.ndarray:
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # read-only Arrow buffer; never written
+        t = torch.from_numpy(X)
+    outs = []
+    with torch.inference_mode():
+        for start in range(0, len(X), batch_size):
+            outs.append(model(t[start : start + batch_size]).float())
+    if not outs:
+        return np.zeros((0, 1), np.float32)
+    return torch.cat(outs).numpy()
+
+
+def _list_array(mat: np.ndarray) -> pa.Array:
+    import pyarrow as pa
+
+    n, k = mat.shape
+    offsets = pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(mat.reshape(-1)))
+
+
+def score_array(arr: pa.Array, task: ScoringTask) -> pa.Array:
+    """Score one Arrow batch of feature arrays."""
+    import pyarrow as pa
+    import torch
+
+    X, valid = features_matrix(arr, task.num_features)
+    if task.handle_invalid == "error" and not valid.all():
+        bad = int((~valid).sum())
+        raise ValueError(
+            f"The 'featuresCol' column {task.features_col!r} has {bad} row(s) in this batch "
+            f"that are null, contain NaN, or do not hold {task.num_features} values. Set "
+            "handleInvalid='skip' to drop them or 'keep' to score them as NaN."
+        )
+    model = get_model(task)
+    out = _forward(model, X, task.batch_size)
+    if task.task == "regression":
+        pred = out.reshape(len(X), -1)[:, 0].astype(np.float64)
+        pred[~valid] = np.nan
+        return pa.array(pred)
+    logits = out.astype(np.float64)
+    prob = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+    pred = logits.argmax(axis=1).astype(np.float64)
+    if not valid.all():
+        logits[~valid], prob[~valid], pred[~valid] = np.nan, np.nan, np.nan
+    return pa.StructArray.from_arrays(
+        [_list_array(logits), _list_array(prob), pa.array(pred)], names=["raw", "prob", "pred"]
+    )
+
+
+def score_batches(batches: Iterator[pa.Array], task: ScoringTask) -> Iterator[pa.Array]:
+    """The body of the Arrow UDF: limit threads, then score batch by batch."""
+    import torch
+
+    if task.threads > 0:
+        torch.set_num_threads(task.threads)
+    for arr in batches:
+        yield score_array(arr, task)
+
+
+def score_series(batches: Iterator[Any], task: ScoringTask) -> Iterator[Any]:
+    """pandas UDF fallback for pyspark < 4.1, where Arrow UDFs do not exist."""
+    import pyarrow as pa
+
+    for series in batches:
+        arr = pa.array(list(series), type=pa.list_(pa.float32()))
+        out = score_array(arr, task)
+        if task.task == "regression":
+            yield out.to_pandas()
+        else:
+            yield pa.Table.from_struct_array(out).to_pandas()

@@ -1,0 +1,41 @@
+"""Driver side of scoring: wrap :mod:`spark_dl.inference.scoring` in a Spark Arrow UDF.
+
+The output type is declared up front, so building the scored DataFrame runs no job.
+``arrow_udf`` (pyspark >= 4.1) hands the function ``pyarrow`` arrays directly; older
+releases fall back to an iterator ``pandas_udf``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+import pandas as pd
+import pyarrow as pa
+from pyspark.sql.column import Column
+
+from spark_dl.inference.scoring import ScoringTask, score_batches, score_series
+
+CLASSIFICATION_TYPE = "raw array<double>, prob array<double>, pred double"
+REGRESSION_TYPE = "double"
+
+
+def scoring_udf(task: ScoringTask) -> Callable[[Column], Column]:
+    """A UDF scoring an ``array<float>`` column: a struct (raw, prob, pred) or a double."""
+    return_type = CLASSIFICATION_TYPE if task.task == "classification" else REGRESSION_TYPE
+    try:
+        from pyspark.sql.functions import arrow_udf
+    except ImportError:  # pyspark < 4.1
+        arrow_udf = None
+    if arrow_udf is not None:
+
+        def score(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
+            return score_batches(batches, task)
+
+        return arrow_udf(score, return_type)  # type: ignore[no-any-return]
+
+    from pyspark.sql.functions import pandas_udf
+
+    def score_pd(batches: Iterator[pd.Series]) -> Iterator[Any]:
+        return score_series(batches, task)
+
+    return pandas_udf(score_pd, return_type)  # type: ignore[no-any-return]

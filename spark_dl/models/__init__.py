@@ -1,0 +1,8 @@
+"""The built-in network zoo, registered by name for :class:`spark_dl.model_spec.ModelSpec`."""
+
+from __future__ import annotations
+
+#: Built-in network names and the import path of the class each one names.
+REGISTRY: dict[str, str] = {
+    "mlp": "spark_dl.models.mlp:MLP",
+}

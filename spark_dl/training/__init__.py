@@ -1,0 +1,1 @@
+"""Training: the driver-side launcher and the executor-side per-rank loop."""

@@ -1,0 +1,157 @@
+"""Getting training rows from a DataFrame into each rank, in Arrow batches, never row by row.
+
+Driver side: :func:`prepare` projects the four columns training needs; :func:`balance`
+spreads rows evenly over exactly ``n`` partitions (so every rank gets ``N // n`` or
+``N // n + 1`` rows however skewed the input, and no partition is empty);
+:func:`write_local_shards` writes per-rank Arrow IPC files for driver-local training.
+
+Rank side: :func:`load_rank_arrays` reads this rank's rows into numpy arrays.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame
+
+#: The columns of a prepared training frame.
+COLUMNS = ("f", "y", "w", "v")
+_VAL_BUCKETS = 1_000_000
+
+
+def prepare(
+    df: DataFrame,
+    features: Any,
+    label_col: str,
+    weight_col: str | None,
+    validation_fraction: float,
+    seed: int,
+) -> DataFrame:
+    """Project features (``array<float>``), label, weight and a validation flag.
+
+    The validation flag is a hash of the row's features, label and the seed, so the split
+    does not depend on how the DataFrame is partitioned or ordered.
+    """
+    from pyspark.sql import functions as F
+
+    f = features.alias("f")
+    y = F.col(label_col).cast("double").alias("y")
+    w = (F.col(weight_col).cast("double") if weight_col else F.lit(1.0)).alias("w")
+    out = df.select(f, y, w)
+    if validation_fraction > 0:
+        bucket = F.pmod(F.xxhash64("f", "y", F.lit(int(seed))), F.lit(_VAL_BUCKETS))
+        v = bucket < F.lit(int(round(validation_fraction * _VAL_BUCKETS)))
+    else:
+        v = F.lit(False)
+    return out.withColumn("v", v)
+
+
+def _partition_keys(spark: Any, n: int) -> list[int]:
+    """For each target partition p, a long key that Spark's hash partitioner sends to p."""
+    from pyspark.sql import functions as F
+
+    keys: dict[int, int] = {}
+    limit = 64 * n
+    while len(keys) < n:
+        rows = (
+            spark.range(0, limit)
+            .select("id", F.pmod(F.hash("id"), F.lit(n)).alias("p"))
+            .collect()
+        )
+        for r in rows:
+            keys.setdefault(int(r["p"]), int(r["id"]))
+        limit *= 4
+    return [keys[p] for p in range(n)]
+
+
+def balance(df: DataFrame, n: int, rows_per_partition: dict[int, int]) -> DataFrame:
+    """Deal rows round-robin, by global row index, into exactly ``n`` partitions.
+
+    ``rows_per_partition`` (partition id -> rows, from the stats job) gives each input
+    partition's offset, so row ``i`` of the whole DataFrame lands in partition ``i % n``.
+    If the input's partitioning changed between jobs the split is less even, but every row
+    still appears exactly once.
+    """
+    from pyspark.sql import functions as F
+
+    num_parts = max(rows_per_partition, default=-1) + 1
+    offsets, acc = [], 0
+    for p in range(num_parts):
+        offsets.append(acc)
+        acc += rows_per_partition.get(p, 0)
+    keys = _partition_keys(df.sparkSession, n)
+    pid = F.spark_partition_id()
+    pos = F.monotonically_increasing_id() - F.shiftleft(pid.cast("long"), 33)
+    offset = F.element_at(F.array(*[F.lit(o) for o in offsets or [0]]), pid + 1)
+    slot = F.pmod(offset.cast("long") + pos, F.lit(n))
+    key = F.element_at(F.array(*[F.lit(k).cast("long") for k in keys]), (slot + 1).cast("int"))
+    return df.withColumn("_k", key).repartition(n, "_k").drop("_k")
+
+
+def collect_arrow(df: DataFrame) -> pa.Table:
+    """Collect a DataFrame to the driver as an Arrow table (pyspark >= 4 or 3.5)."""
+    import pyarrow as pa
+
+    if hasattr(df, "toArrow"):
+        return df.toArrow()
+    batches = df._collect_as_arrow()  # pyspark 3.5
+    return pa.Table.from_batches(batches, schema=batches[0].schema) if batches else pa.table({})
+
+
+def write_local_shards(table: pa.Table, n: int, directory: str) -> list[str]:
+    """Write rows ``r::n`` of ``table`` to ``directory/shard-r.arrow`` for each rank r."""
+    import pyarrow as pa
+
+    paths = []
+    for r in range(n):
+        shard = table.take(pa.array(np.arange(r, table.num_rows, n, dtype=np.int64)))
+        path = os.path.join(directory, f"shard-{r}.arrow")
+        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, shard.schema) as writer:
+            writer.write_table(shard)
+        paths.append(path)
+    return paths
+
+
+def _read_rank_table(shard_paths: list[str] | None, rank: int) -> pa.Table:
+    import pyarrow as pa
+
+    if shard_paths:
+        return pa.ipc.open_file(pa.memory_map(shard_paths[rank])).read_all()
+    # Written by TorchDistributor._train_on_dataframe in this rank's Spark task.
+    path = os.environ.get("SPARK_PARTITION_ARROW_DATA_FILE")
+    if not path:
+        raise RuntimeError(
+            "No training data for this rank: neither local shard files nor "
+            "SPARK_PARTITION_ARROW_DATA_FILE (set by TorchDistributor) are present."
+        )
+    return pa.ipc.open_stream(pa.memory_map(path)).read_all()
+
+
+def table_to_arrays(table: pa.Table, num_features: int) -> dict[str, np.ndarray]:
+    """Turn a prepared table into ``X (n, d) float32``, ``y``, ``w`` float64, ``v`` bool."""
+    n = table.num_rows
+    if n == 0:
+        return {
+            "X": np.zeros((0, num_features), np.float32),
+            "y": np.zeros(0),
+            "w": np.zeros(0),
+            "v": np.zeros(0, bool),
+        }
+    f = table.column("f").combine_chunks()
+    values = f.flatten().to_numpy(zero_copy_only=False)
+    return {
+        "X": np.ascontiguousarray(values, dtype=np.float32).reshape(n, num_features),
+        "y": table.column("y").to_numpy().astype(np.float64),
+        "w": table.column("w").to_numpy().astype(np.float64),
+        "v": table.column("v").to_numpy(zero_copy_only=False).astype(bool),
+    }
+
+
+def load_rank_arrays(shard_paths: list[str] | None, rank: int, num_features: int) -> dict:
+    """This rank's training rows as numpy arrays."""
+    return table_to_arrays(_read_rank_table(shard_paths, rank), num_features)

@@ -1,0 +1,254 @@
+"""The per-rank training loop: pure torch, no Spark, so it can be unit-tested on its own.
+
+Every rank runs exactly ``steps_per_epoch`` optimizer steps per epoch, agreed from the
+largest local row count, drawing ``batch_size`` rows per step from its own shuffled rows
+and wrapping around when it runs out (as ``DistributedSampler`` pads). A rank without rows
+still joins every gradient all-reduce with a zero-valued loss, so an uneven split can never
+hang DDP. Losses are scaled so the averaged gradient equals the gradient of the weighted
+mean loss over all rows that took part in the step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from spark_dl.training import checkpoint
+
+_OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+}
+
+
+def make_optimizer(
+    name: str, params: Any, lr: float, extra: dict[str, Any]
+) -> torch.optim.Optimizer:
+    """Build the optimizer named by the ``optimizer`` Param with ``optimizerParams``."""
+    try:
+        return _OPTIMIZERS[name.lower()](params, lr=lr, **extra)
+    except TypeError as exc:
+        raise ValueError(
+            f"The 'optimizerParams' {extra} do not fit optimizer {name!r}: {exc}"
+        ) from None
+
+
+def per_sample_loss(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Unreduced loss: cross-entropy for classification, squared error for regression."""
+    if task == "classification":
+        return F.cross_entropy(out, y.long(), reduction="none")
+    return (out.reshape(-1) - y.to(out.dtype)) ** 2
+
+
+@dataclass
+class RankData:
+    """One rank's rows, already on the CPU as tensors."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+    w: torch.Tensor
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], mask: np.ndarray) -> RankData:
+        return cls(
+            torch.from_numpy(np.ascontiguousarray(arrays["X"][mask])),
+            torch.from_numpy(np.ascontiguousarray(arrays["y"][mask])),
+            torch.from_numpy(np.ascontiguousarray(arrays["w"][mask])),
+        )
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+
+@dataclass
+class LoopConfig:
+    """Plain values the loop needs (resolved from Params on the driver)."""
+
+    task: str
+    max_epochs: int
+    batch_size: int
+    patience: int = 0
+    checkpoint_dir: str | None = None
+    seed: int = 0
+    log: Callable[[str], None] = print
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Collective:
+    """All-reduce helpers that do nothing in a single process."""
+
+    def __init__(self, world_size: int, device: torch.device) -> None:
+        self.world_size = world_size
+        self.device = device
+
+    def sum(self, values: list[float]) -> list[float]:
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        if self.world_size > 1:
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t.tolist()
+
+    def max(self, values: list[float]) -> list[float]:
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        if self.world_size > 1:
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return t.tolist()
+
+
+class IndexStream:
+    """Endless shuffled row indices over ``n`` rows, one fresh permutation per pass."""
+
+    def __init__(self, n: int, gen: torch.Generator) -> None:
+        self.n, self.gen = n, gen
+        self.perm = torch.randperm(n, generator=gen)
+        self.pos = 0
+
+    def take(self, size: int) -> torch.Tensor:
+        """The next ``size`` indices, wrapping into a new permutation when one runs out."""
+        parts, need = [], size
+        while need:
+            if self.pos == self.n:
+                self.perm, self.pos = torch.randperm(self.n, generator=self.gen), 0
+            k = min(need, self.n - self.pos)
+            parts.append(self.perm[self.pos : self.pos + k])
+            self.pos += k
+            need -= k
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+class Trainer:
+    """Runs the epochs on one rank. ``model`` may be DDP-wrapped; ``module`` is the bare one."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        module: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        train: RankData,
+        val: RankData,
+        cfg: LoopConfig,
+        coll: Collective,
+        rank: int,
+    ) -> None:
+        self.model, self.module, self.opt = model, module, optimizer
+        self.train, self.val, self.cfg, self.coll, self.rank = train, val, cfg, coll, rank
+        max_rows, nonempty, total_w, total_n, val_n = (
+            *coll.max([float(len(train))]),
+            *coll.sum([float(len(train) > 0), float(train.w.sum()), float(len(train)),
+                       float(len(val))]),
+        )
+        self.steps_per_epoch = max(1, math.ceil(max_rows / cfg.batch_size))
+        self.nonempty = int(nonempty)
+        self.mean_weight = total_w / max(total_n, 1.0)
+        self.has_val = val_n > 0
+        gen = torch.Generator().manual_seed(cfg.seed * 7919 + rank)
+        self._stream = IndexStream(len(train), gen) if len(train) else None
+        self.steps_run = 0
+
+    # ---------------------------------------------------------------- one epoch
+    def _step(self, scale: float) -> tuple[float, float]:
+        self.opt.zero_grad(set_to_none=True)
+        if self._stream is None:  # no rows here: join the all-reduce with zero gradients
+            loss = sum(p.sum() for p in self.model.parameters()) * 0.0
+            loss.backward()
+            self.opt.step()
+            return 0.0, 0.0
+        idx = self._stream.take(self.cfg.batch_size)
+        dev = self.coll.device
+        x, y, w = (t.index_select(0, idx).to(dev) for t in (self.train.X, self.train.y,
+                                                            self.train.w))
+        losses = per_sample_loss(self.cfg.task, self.model(x), y) * w.to(torch.float32)
+        (losses.sum() * scale).backward()
+        self.opt.step()
+        return float(losses.detach().sum()), float(w.sum())
+
+    def train_epoch(self) -> float:
+        """One epoch of ``steps_per_epoch`` steps; returns the weighted mean training loss."""
+        self.model.train()
+        # DDP averages gradients over ranks; this scale turns that into the weighted mean
+        # over every row in the global step.
+        scale = self.coll.world_size / (self.cfg.batch_size * self.nonempty * self.mean_weight)
+        loss_sum = weight_sum = 0.0
+        for _ in range(self.steps_per_epoch):
+            ls, ws = self._step(scale)
+            loss_sum += ls
+            weight_sum += ws
+            self.steps_run += 1
+        loss_sum, weight_sum = self.coll.sum([loss_sum, weight_sum])
+        return loss_sum / max(weight_sum, 1e-12)
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        """Weighted validation loss and metric (accuracy, or RMSE for regression)."""
+        self.module.eval()
+        loss_sum = w_sum = hit_sum = 0.0
+        dev = self.coll.device
+        for start in range(0, len(self.val), 4096):
+            sl = slice(start, start + 4096)
+            x, y, w = self.val.X[sl].to(dev), self.val.y[sl].to(dev), self.val.w[sl].to(dev)
+            out = self.module(x)
+            losses = per_sample_loss(self.cfg.task, out, y).double()
+            loss_sum += float((losses * w).sum())
+            w_sum += float(w.sum())
+            if self.cfg.task == "classification":
+                hit_sum += float(((out.argmax(dim=1) == y.long()).double() * w).sum())
+        loss_sum, w_sum, hit_sum = self.coll.sum([loss_sum, w_sum, hit_sum])
+        val_loss = loss_sum / max(w_sum, 1e-12)
+        metric = hit_sum / max(w_sum, 1e-12) if self.cfg.task == "classification" else math.sqrt(
+            val_loss
+        )
+        return val_loss, metric
+
+    # ---------------------------------------------------------------- all epochs
+    def fit(self) -> list[dict[str, Any]]:
+        """Train up to ``max_epochs``, with early stopping on validation loss if asked."""
+        cfg = self.cfg
+        best_loss, best_state, stale = math.inf, None, 0
+        rows_per_epoch = self.steps_per_epoch * cfg.batch_size * self.nonempty
+        for epoch in range(1, cfg.max_epochs + 1):
+            t0 = time.perf_counter()
+            train_loss = self.train_epoch()
+            seconds = time.perf_counter() - t0
+            entry: dict[str, Any] = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "samples_per_sec": rows_per_epoch / max(seconds, 1e-9),
+                "seconds": seconds,
+            }
+            if self.has_val:
+                entry["val_loss"], entry["val_metric"] = self.evaluate()
+                entry["metric"] = "accuracy" if cfg.task == "classification" else "rmse"
+            cfg.history.append(entry)
+            if self.rank == 0:
+                cfg.log(format_epoch(entry, cfg.max_epochs))
+                if cfg.checkpoint_dir:
+                    checkpoint.commit(cfg.checkpoint_dir, epoch, self.module, self.opt,
+                                      cfg.history)
+            if cfg.patience and self.has_val:
+                if entry["val_loss"] < best_loss:
+                    best_loss, stale = entry["val_loss"], 0
+                    best_state = {k: v.detach().clone() for k, v in
+                                  self.module.state_dict().items()}
+                else:
+                    stale += 1
+                    if stale >= cfg.patience:
+                        break
+        if best_state is not None:
+            self.module.load_state_dict(best_state)
+        return cfg.history
+
+
+def format_epoch(entry: dict[str, Any], max_epochs: int) -> str:
+    """One progress line, as printed by rank 0 after each epoch."""
+    text = f"spark_dl epoch {entry['epoch']}/{max_epochs} train_loss={entry['train_loss']:.4f}"
+    if "val_loss" in entry:
+        text += f" val_loss={entry['val_loss']:.4f} val_{entry['metric']}={entry['val_metric']:.4f}"
+    return text + f" {entry['samples_per_sec']:.0f} samples/s"

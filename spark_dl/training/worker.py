@@ -1,0 +1,83 @@
+"""Executor side: the function TorchDistributor runs in every rank.
+
+It receives only plain values (a dict), imports torch inside, reports completion or its
+traceback to the driver's report store, and returns the trained weights from rank 0.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from datetime import timedelta
+from typing import Any
+
+
+def run_rank(cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """Train on this rank's rows; rank 0 returns weights and history, others return None."""
+    from spark_dl.training.report import ReportClient
+
+    rank = int(os.environ.get("RANK", "0"))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    reporter = ReportClient(cfg.get("report_address"), rank)
+    try:
+        result, steps, history_len = _train(cfg, rank, world)
+    except BaseException:
+        reporter.error(traceback.format_exc())
+        raise
+    reporter.done(world_size=world, steps=steps, epochs=history_len, status="ok")
+    return result if rank == 0 else None
+
+
+def _device(use_gpu: bool) -> Any:
+    import torch
+
+    if not use_gpu:
+        return torch.device("cpu")
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    torch.cuda.set_device(local_rank)
+    return torch.device("cuda", local_rank)
+
+
+def _train(cfg: dict[str, Any], rank: int, world: int) -> tuple[dict[str, Any], int, int]:
+    import torch
+    import torch.distributed as dist
+    from safetensors.torch import save as st_save
+
+    from spark_dl.model_spec import ModelSpec
+    from spark_dl.training.data import load_rank_arrays
+    from spark_dl.training.loop import Collective, LoopConfig, RankData, Trainer, make_optimizer
+
+    device = _device(cfg["use_gpu"])
+    if world > 1:
+        backend = "nccl" if cfg["use_gpu"] else "gloo"
+        dist.init_process_group(backend, timeout=timedelta(seconds=cfg["timeout_s"]))
+    try:
+        arrays = load_rank_arrays(cfg["shard_paths"], rank, cfg["num_features"])
+        train, val = (RankData.from_arrays(arrays, m) for m in (~arrays["v"], arrays["v"]))
+        torch.manual_seed(cfg["seed"])
+        module = ModelSpec.from_json(cfg["spec"]).build(
+            in_features=cfg["num_features"], out_features=cfg["num_outputs"]
+        ).to(device)
+        model = module
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            model = DDP(module, device_ids=[device.index] if cfg["use_gpu"] else None)
+        opt = make_optimizer(cfg["optimizer"], model.parameters(), cfg["lr"],
+                             cfg["optimizer_params"])
+        loop_cfg = LoopConfig(
+            task=cfg["task"], max_epochs=cfg["max_epochs"], batch_size=cfg["batch_size"],
+            patience=cfg["patience"], checkpoint_dir=cfg["checkpoint_dir"], seed=cfg["seed"],
+            log=lambda line: print(line, file=sys.stdout, flush=True),
+        )
+        trainer = Trainer(model, module, opt, train, val, loop_cfg, Collective(world, device),
+                          rank)
+        history = trainer.fit()
+        state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+        result = {"weights": st_save(state), "history": history,
+                  "steps_per_epoch": trainer.steps_per_epoch}
+        return result, trainer.steps_run, len(history)
+    finally:
+        if world > 1 and dist.is_initialized():
+            dist.destroy_process_group()

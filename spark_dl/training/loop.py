@@ -156,8 +156,14 @@ class Trainer:
     # ---------------------------------------------------------------- one epoch
     def _step(self, scale: float) -> tuple[float, float]:
         self.opt.zero_grad(set_to_none=True)
-        if self._stream is None:  # no rows here: join the all-reduce with zero gradients
-            loss = sum(p.sum() for p in self.model.parameters()) * 0.0
+        if self._stream is None:
+            # No rows here: run the same DDP forward/backward on a dummy batch with a zero
+            # loss, so this rank joins every gradient all-reduce. Eval mode keeps BatchNorm
+            # statistics and dropout untouched.
+            self.model.eval()
+            dummy = self.train.X.new_zeros((2, *self.train.X.shape[1:])).to(self.coll.device)
+            loss = self.model(dummy).sum() * 0.0
+            self.model.train()
             loss.backward()
             self.opt.step()
             return 0.0, 0.0

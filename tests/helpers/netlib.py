@@ -1,0 +1,37 @@
+"""User-defined networks for the tests, referenced as "netlib:ClassName"."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+
+class TinyNet(nn.Module):
+    """A user network with its own constructor arguments."""
+
+    def __init__(self, in_features: int, out_features: int, width: int = 8) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(in_features, width), nn.ReLU(),
+                                  nn.Linear(width, out_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class FailOnRank1(TinyNet):
+    """Raises in the forward pass of rank 1 only, on its third call."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__(in_features, out_features)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if os.environ.get("RANK") == "1" and self.calls == 3:
+            raise ValueError("deliberate failure on rank 1 (FailOnRank1)")
+        return super().forward(x)
+
+
+NOT_A_MODULE = "just a string"

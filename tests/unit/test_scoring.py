@@ -1,0 +1,86 @@
+"""Executor-side scoring without Spark: Arrow to numpy, invalid rows, the model cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+from safetensors.torch import save as st_save
+
+from spark_dl.inference import scoring
+from spark_dl.inference.scoring import ScoringTask, features_matrix, score_array
+from spark_dl.model_spec import ModelSpec
+
+
+class _FakeBroadcast:
+    """Stands in for a Spark Broadcast: only ``.value`` is used by the scorer."""
+
+    def __init__(self, value: bytes) -> None:
+        self.value = value
+
+
+def _task(handle="error", task="classification", key="k1"):
+    torch.manual_seed(0)
+    net = ModelSpec("mlp", {"hidden_layers": [4]}).build(in_features=3, out_features=2)
+    weights = st_save({k: v.contiguous() for k, v in net.state_dict().items()})
+    return ScoringTask(key=key + handle + task, spec=ModelSpec("mlp", {"hidden_layers": [4]})
+                       .to_json(), num_features=3, num_outputs=2 if task == "classification"
+                       else 1, task=task, batch_size=2, threads=1, handle_invalid=handle,
+                       features_col="feats", weights=_FakeBroadcast(weights) if task ==
+                       "classification" else _FakeBroadcast(st_save({k: v.contiguous() for k, v in
+                       ModelSpec("mlp", {"hidden_layers": [4]}).build(in_features=3,
+                       out_features=1).state_dict().items()}))), net
+
+
+def test_fast_path_is_zero_copy_and_exact():
+    arr = pa.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], type=pa.list_(pa.float32()))
+    X, valid = features_matrix(arr, 3)
+    assert valid.all()
+    np.testing.assert_array_equal(X, [[1, 2, 3], [4, 5, 6]])
+
+
+def test_sliced_batch_respects_offsets():
+    arr = pa.array([[0.0] * 3, [1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], type=pa.list_(pa.float32()))
+    X, _ = features_matrix(arr.slice(1), 3)
+    np.testing.assert_array_equal(X, [[1, 2, 3], [4, 5, 6]])
+
+
+def test_invalid_rows_are_flagged():
+    arr = pa.array([[1.0, 2.0, 3.0], None, [1.0, 2.0], [1.0, float("nan"), 3.0], [1.0, None, 2.0]],
+                   type=pa.list_(pa.float32()))
+    X, valid = features_matrix(arr, 3)
+    assert valid.tolist() == [True, False, False, False, False]
+    np.testing.assert_array_equal(X[0], [1, 2, 3])
+
+
+def test_scores_match_the_module_and_probabilities_sum_to_one():
+    task, net = _task()
+    arr = pa.array(np.arange(12, dtype=np.float32).reshape(4, 3).tolist(),
+                   type=pa.list_(pa.float32()))
+    out = score_array(arr, task)
+    raw = np.array(out.field("raw").to_pylist())
+    with torch.no_grad():
+        expected = net(torch.arange(12, dtype=torch.float32).reshape(4, 3)).numpy()
+    np.testing.assert_allclose(raw, expected, rtol=1e-6)
+    np.testing.assert_allclose(np.array(out.field("prob").to_pylist()).sum(axis=1), 1.0)
+    assert out.field("pred").to_pylist() == expected.argmax(axis=1).astype(float).tolist()
+
+
+def test_error_keep_and_regression():
+    bad = pa.array([[1.0, 2.0, 3.0], None], type=pa.list_(pa.float32()))
+    with pytest.raises(ValueError, match="'feats'.*handleInvalid"):
+        score_array(bad, _task("error")[0])
+    kept = score_array(bad, _task("keep")[0])
+    assert np.isnan(kept.field("pred").to_pylist()[1])
+    reg = score_array(bad, _task("keep", task="regression")[0])
+    assert reg.type == pa.float64() and np.isnan(reg.to_pylist()[1])
+
+
+def test_model_built_once_per_process_and_cached():
+    task, _ = _task(key="cache-test")
+    arr = pa.array([[1.0, 2.0, 3.0]], type=pa.list_(pa.float32()))
+    before = scoring.builds
+    for _ in range(5):
+        score_array(arr, task)
+    assert scoring.builds - before == 1

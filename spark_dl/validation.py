@@ -91,8 +91,9 @@ def features_as_float_array(column: str, kind: str) -> Any:
     """A JVM-side expression turning the features column into ``array<float>``."""
     from pyspark.ml.functions import vector_to_array
 
-    if kind == "vector":
-        return vector_to_array(F.col(column), dtype="float32")
+    if kind == "vector":  # vector_to_array rejects nulls; keep them null for the checks
+        col = F.col(column)
+        return F.when(col.isNotNull(), vector_to_array(col, dtype="float32"))
     return F.col(column).cast(ArrayType(FloatType()))
 
 

@@ -63,7 +63,11 @@ def launch(
     local_mode: bool,
     use_gpu: bool,
 ) -> dict[str, Any]:
-    """Run ``run_rank`` on ``num_processes`` ranks and return rank 0's verified result."""
+    """Run ``run_rank`` on ``num_processes`` ranks and return rank 0's verified result.
+
+    The result (``weights`` and ``history``) comes from the report store, not from
+    TorchDistributor's return value (see :mod:`spark_dl.training.report`).
+    """
     check_pyspark()
     host = "127.0.0.1" if local_mode else spark.conf.get("spark.driver.host", "127.0.0.1")
     server = ReportServer(host)
@@ -71,24 +75,25 @@ def launch(
     try:
         try:
             if local_mode:
-                result = _run_on_driver(prepared, cfg, num_processes, use_gpu)
+                _run_on_driver(prepared, cfg, num_processes, use_gpu)
             else:
                 balanced = balance(prepared, num_processes, rows_per_partition)
                 cfg["shard_paths"] = None
                 distributor = _distributor(num_processes, False, use_gpu)
-                result = distributor._train_on_dataframe(run_rank, balanced, cfg)
+                distributor._train_on_dataframe(run_rank, balanced, cfg)
         except Exception as exc:  # noqa: BLE001 - rewrapped with the ranks' own tracebacks
             raise _failure(server, num_processes, exc) from exc
+        result = server.result()
         _verify(server, num_processes, result)
         return result
     finally:
         server.close()
 
 
-def _run_on_driver(prepared: DataFrame, cfg: dict[str, Any], n: int, use_gpu: bool) -> Any:
+def _run_on_driver(prepared: DataFrame, cfg: dict[str, Any], n: int, use_gpu: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="spark_dl-train-") as tmp:
         cfg["shard_paths"] = write_local_shards(collect_arrow(prepared), n, tmp)
-        return _distributor(n, True, use_gpu).run(run_rank, cfg)
+        _distributor(n, True, use_gpu).run(run_rank, cfg)
 
 
 def _failure(server: ReportServer, n: int, exc: BaseException) -> TrainingFailedError:

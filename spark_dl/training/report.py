@@ -1,9 +1,11 @@
 """A channel from every training rank back to the driver, independent of TorchDistributor.
 
-TorchDistributor returns only rank 0's value and can report success when another rank
-failed, so each rank writes its own completion report, or its traceback, to a small
-key-value store (torch's ``TCPStore``) served by the driver. The driver then checks that
-every rank finished with the same number of optimizer steps.
+TorchDistributor's return value is unreliable: in local mode every rank writes the same
+output file (the last writer wins, often a rank that returned None), and it can report
+success when another rank failed. So each rank writes its own completion report, or its
+traceback, and rank 0 its trained weights, to a small key-value store (torch's
+``TCPStore``) served by the driver. The driver then checks that every rank finished with
+the same number of optimizer steps.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 
 _DONE = "spark_dl/done/{rank}"
 _ERROR = "spark_dl/error/{rank}"
+_RESULT_WEIGHTS = "spark_dl/result/weights"
+_RESULT_META = "spark_dl/result/meta"
 
 
 class ReportServer:
@@ -57,6 +61,13 @@ class ReportServer:
                 found[rank] = json.loads(text)
         return found
 
+    def result(self) -> dict[str, Any] | None:
+        """Rank 0's result: ``weights`` (safetensors bytes) plus its JSON metadata, or None."""
+        if not self._store.check([_RESULT_WEIGHTS, _RESULT_META]):
+            return None
+        meta = json.loads(self._store.get(_RESULT_META).decode("utf-8"))
+        return {"weights": self._store.get(_RESULT_WEIGHTS), **meta}
+
     def close(self) -> None:
         """Stop serving (the store shuts down when released)."""
         self._store = None  # type: ignore[assignment]
@@ -90,6 +101,17 @@ class ReportClient:
     def done(self, **report: Any) -> None:
         """Record that this rank finished training."""
         self._set(_DONE.format(rank=self.rank), {"rank": self.rank, **report})
+
+    def result(self, weights: bytes, **meta: Any) -> None:
+        """Publish rank 0's trained weights and metadata; raises if the driver is unreachable.
+
+        The result goes through this store rather than TorchDistributor's return value,
+        whose output file every local rank overwrites in turn.
+        """
+        if self._store is None:
+            raise RuntimeError("Cannot reach the driver's report store to return the model.")
+        self._store.set(_RESULT_WEIGHTS, weights)
+        self._store.set(_RESULT_META, json.dumps(meta))
 
     def error(self, traceback_text: str) -> None:
         """Record this rank's traceback."""

@@ -13,8 +13,12 @@ from datetime import timedelta
 from typing import Any
 
 
-def run_rank(cfg: dict[str, Any]) -> dict[str, Any] | None:
-    """Train on this rank's rows; rank 0 returns weights and history, others return None."""
+def run_rank(cfg: dict[str, Any]) -> None:
+    """Train on this rank's rows; rank 0 publishes the weights to the driver's store.
+
+    Returns None on every rank, so TorchDistributor's shared output file is the same
+    whichever rank writes it last.
+    """
     from spark_dl.training.report import ReportClient
 
     rank = int(os.environ.get("RANK", "0"))
@@ -22,11 +26,12 @@ def run_rank(cfg: dict[str, Any]) -> dict[str, Any] | None:
     reporter = ReportClient(cfg.get("report_address"), rank)
     try:
         result, steps, history_len = _train(cfg, rank, world)
+        if rank == 0:
+            reporter.result(result.pop("weights"), **result)
     except BaseException:
         reporter.error(traceback.format_exc())
         raise
     reporter.done(world_size=world, steps=steps, epochs=history_len, status="ok")
-    return result if rank == 0 else None
 
 
 def _device(use_gpu: bool) -> Any:

@@ -1,0 +1,53 @@
+"""Tuning: CrossValidator and TrainValidationSplit over our Params, then save and load."""
+
+from __future__ import annotations
+
+from chispa import assert_df_equality
+from pyspark.ml.evaluation import BinaryClassificationEvaluator
+from pyspark.ml.tuning import (
+    CrossValidator,
+    CrossValidatorModel,
+    ParamGridBuilder,
+    TrainValidationSplit,
+    TrainValidationSplitModel,
+)
+
+from spark_dl import TorchClassificationModel, TorchClassifier
+
+COLS = ["features", "probability", "prediction"]
+
+
+def test_cross_validator_over_model_params(binary_df, tmp_path):
+    clf = TorchClassifier(maxEpochs=2, learningRate=0.02, batchSize=32)
+    grid = ParamGridBuilder().addGrid(
+        clf.modelParams, [{"hidden_layers": [2]}, {"hidden_layers": [16, 8]}]
+    ).build()
+    cv = CrossValidator(estimator=clf, estimatorParamMaps=grid, numFolds=2, seed=1,
+                        evaluator=BinaryClassificationEvaluator())
+    model = cv.fit(binary_df)
+    assert len(model.avgMetrics) == 2 and all(m > 0.5 for m in model.avgMetrics)
+    assert isinstance(model.bestModel, TorchClassificationModel)
+    model.save(str(tmp_path / "cv"))
+    loaded = CrossValidatorModel.load(str(tmp_path / "cv"))
+    assert loaded.avgMetrics == model.avgMetrics
+    assert_df_equality(model.transform(binary_df).select(COLS),
+                       loaded.transform(binary_df).select(COLS), ignore_row_order=True)
+
+
+def test_train_validation_split_picks_the_better_schedule(binary_df, tmp_path):
+    clf = TorchClassifier(modelParams={"hidden_layers": [4]}, batchSize=32, seed=4)
+    grid = (ParamGridBuilder().addGrid(clf.learningRate, [1e-5, 0.05])
+            .addGrid(clf.maxEpochs, [1, 3]).build())
+    tvs = TrainValidationSplit(estimator=clf, estimatorParamMaps=grid, seed=2, trainRatio=0.7,
+                               evaluator=BinaryClassificationEvaluator(metricName="areaUnderPR"))
+    model = tvs.fit(binary_df)
+    by_lr = {}
+    for params, metric in zip(grid, model.validationMetrics):
+        by_lr.setdefault(params[clf.learningRate], []).append(metric)
+    assert max(by_lr[1e-5]) < min(by_lr[0.05])  # the tiny learning rate barely trains
+    assert model.bestModel.getLearningRate() == 0.05
+    model.save(str(tmp_path / "tvs"))
+    loaded = TrainValidationSplitModel.load(str(tmp_path / "tvs"))
+    assert loaded.bestModel.getLearningRate() == 0.05
+    assert_df_equality(model.transform(binary_df).select(COLS),
+                       loaded.transform(binary_df).select(COLS), ignore_row_order=True)

@@ -191,6 +191,7 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
         self._history: list[dict[str, Any]] = []
         self._module: Any = None
         self._bc: Any = None
+        self._sha: str | None = None
 
     @classmethod
     def _from_parts(cls, weights: bytes, num_features: int, num_outputs: int,
@@ -225,6 +226,11 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
             module.load_state_dict(st_load(self._weights))
             self._module = module.eval()
         return self._module
+
+    def _digest(self) -> str:
+        if getattr(self, "_sha", None) is None:
+            self._sha = digest(self._weights)
+        return self._sha
 
     def _check_weights(self) -> None:
         """Check that the weights parse and fit the network; clear error otherwise."""
@@ -278,11 +284,12 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
         spark = dataset.sparkSession
         threads = conf.get_int(spark, conf.INFERENCE_THREADS) or conf.task_cpus(spark)
         task = ScoringTask(
-            key=f"{digest(self._weights)}:{self.getModel()}:{self.getOrDefault(self.modelParams)}",
+            key=f"{self._digest()}:{self.getModel()}:{self.getOrDefault(self.modelParams)}",
             spec=ModelSpec(self.getModel(), self.getModelParams()).to_json(),
             num_features=self._num_features, num_outputs=self._num_outputs, task=self._task,
             batch_size=conf.get_int(spark, conf.INFERENCE_BATCH_SIZE), threads=threads,
             handle_invalid=handle, features_col=info.column, weights=self._broadcast(spark),
+            use_gpu=self.getUseGpu(),
         )
         return dataset, scoring_udf(task)(feats)
 

@@ -45,11 +45,11 @@ class TorchModelWriter(MLWriter):
             "numOutputs": inst._num_outputs,
             "history": inst.history,
             "weightsFormat": WEIGHTS_FORMAT,
-            "weightsSha256": digest(inst._weights),
+            "weightsSha256": inst._digest(),
         }
         DefaultParamsWriter.saveMetadata(inst, path, self.sc, extraMetadata=extra)
         spark = self.sparkSession
-        rows = [(WEIGHTS_FORMAT, digest(inst._weights), bytearray(inst._weights))]
+        rows = [(WEIGHTS_FORMAT, inst._digest(), bytearray(inst._weights))]
         spark.createDataFrame(rows, "format string, sha256 string, payload binary").coalesce(
             1
         ).write.parquet(f"{path}/data")

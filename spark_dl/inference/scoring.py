@@ -39,6 +39,7 @@ class ScoringTask:
     handle_invalid: str
     features_col: str
     weights: Any  # a Broadcast of the safetensors bytes
+    use_gpu: bool = False
 
 
 def get_model(task: ScoringTask) -> nn.Module:
@@ -56,12 +57,18 @@ def get_model(task: ScoringTask) -> nn.Module:
         in_features=task.num_features, out_features=task.num_outputs
     )
     model.load_state_dict(st_load(task.weights.value))
-    model.eval()
+    model.to(_device(task.use_gpu)).eval()
     builds += 1
     _CACHE[task.key] = model
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
     return model
+
+
+def _device(use_gpu: bool) -> Any:
+    import torch
+
+    return torch.device("cuda") if use_gpu and torch.cuda.is_available() else torch.device("cpu")
 
 
 def features_matrix(arr: pa.Array, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -101,10 +108,11 @@ def _forward(model: nn.Module, X: np.ndarray, batch_size: int) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # read-only Arrow buffer; never written
         t = torch.from_numpy(X)
+    device = next(model.parameters()).device
     outs = []
     with torch.inference_mode():
         for start in range(0, len(X), batch_size):
-            outs.append(model(t[start : start + batch_size]).float())
+            outs.append(model(t[start : start + batch_size].to(device)).float().cpu())
     if not outs:
         return np.zeros((0, 1), np.float32)
     return torch.cat(outs).numpy()

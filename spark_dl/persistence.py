@@ -10,18 +10,29 @@ Layout under ``path``::
 Everything is written through Spark, so any path Spark can write works (local, HDFS,
 object stores). Loading parses the weights with safetensors, never with pickle, and
 resolves the network only if it names a ``torch.nn.Module`` subclass.
+
+Saves are atomic: the model is written completely to ``<path>.tmp-<id>`` and only then
+renamed into place; an overwrite first renames the old model to ``<path>.old-<id>`` and
+deletes it after the new one is in place. A crash at any point leaves either the old or
+the new model loadable, and :class:`TorchModelReader` finds the old one if the crash
+fell between the two renames.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import uuid
 from typing import Any
 
 from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReader, MLWriter
 
 from spark_dl.errors import UnsafeModelError
+from spark_dl.fs import HadoopFS
 from spark_dl.model_spec import ModelSpec
+
+logger = logging.getLogger(__name__)
 
 WEIGHTS_FORMAT = "safetensors"
 
@@ -37,6 +48,28 @@ class TorchModelWriter(MLWriter):
     def __init__(self, instance: Any) -> None:
         super().__init__()
         self.instance = instance
+
+    def save(self, path: str) -> None:
+        """Write to a temporary sibling, then rename into place (see module docstring)."""
+        fs = HadoopFS(self.sc, path)
+        if fs.exists(path) and not self.shouldOverwrite:
+            raise FileExistsError(
+                f"Path {path} already exists. Use model.write().overwrite().save(path) to "
+                "replace it."
+            )
+        token = uuid.uuid4().hex[:12]
+        tmp, old = f"{path}.tmp-{token}", f"{path}.old-{token}"
+        try:
+            self.saveImpl(tmp)
+        except BaseException:
+            fs.delete(tmp)
+            raise
+        if fs.exists(path):
+            fs.rename(path, old)
+            fs.rename(tmp, path)
+            fs.delete(old)
+        else:
+            fs.rename(tmp, path)
 
     def saveImpl(self, path: str) -> None:
         inst = self.instance
@@ -63,6 +96,7 @@ class TorchModelReader(MLReader):
         self.cls = cls
 
     def load(self, path: str) -> Any:
+        path = _recover(HadoopFS(self.sc, path), path)
         metadata = DefaultParamsReader.loadMetadata(path, self.sc)
         expected = f"{self.cls.__module__}.{self.cls.__name__}"
         if metadata["class"] != expected:
@@ -78,6 +112,18 @@ class TorchModelReader(MLReader):
         DefaultParamsReader.getAndSetParams(instance, metadata)
         instance._check_weights()
         return instance
+
+
+def _recover(fs: HadoopFS, path: str) -> str:
+    """``path``, or the old model an interrupted overwrite left beside it."""
+    if fs.exists(path):
+        return path
+    olds = fs.siblings(f"{path}.old-*")
+    if olds:
+        logger.warning("%s is missing: an overwrite was interrupted; loading the previous model "
+                       "from %s", path, olds[-1])
+        return olds[-1]
+    return path
 
 
 def read_weights(spark: Any, path: str, expected_sha: str | None) -> bytes:

@@ -79,6 +79,7 @@ class LoopConfig:
     patience: int = 0
     checkpoint_dir: str | None = None
     seed: int = 0
+    attempt: int = 1
     log: Callable[[str], None] = print
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -103,20 +104,38 @@ class Collective:
         return t.tolist()
 
 
-class IndexStream:
-    """Endless shuffled row indices over ``n`` rows, one fresh permutation per pass."""
+def _mix(*parts: int) -> int:
+    """A 63-bit seed derived from several integers."""
+    value = 0
+    for part in parts:
+        value = (value * 1_000_003 + int(part)) % (2**63 - 1)
+    return value
 
-    def __init__(self, n: int, gen: torch.Generator) -> None:
-        self.n, self.gen = n, gen
-        self.perm = torch.randperm(n, generator=gen)
-        self.pos = 0
+
+class IndexStream:
+    """Endless shuffled row indices over ``n`` rows: one permutation per pass over the data.
+
+    Pass ``p``'s permutation is a pure function of ``(seed, rank, p)``, so the stream can be
+    restarted at any position (``consumed`` indices already drawn) and continue exactly as
+    an uninterrupted run would: that is what makes a resumed run equal the original.
+    """
+
+    def __init__(self, n: int, seed: int, rank: int, consumed: int = 0) -> None:
+        self.n, self.seed, self.rank = n, seed, rank
+        self.passes, self.pos = divmod(consumed, n)
+        self.perm = self._perm(self.passes)
+
+    def _perm(self, p: int) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(_mix(self.seed, self.rank, p))
+        return torch.randperm(self.n, generator=gen)
 
     def take(self, size: int) -> torch.Tensor:
-        """The next ``size`` indices, wrapping into a new permutation when one runs out."""
+        """The next ``size`` indices, wrapping into the next pass when one runs out."""
         parts, need = [], size
         while need:
             if self.pos == self.n:
-                self.perm, self.pos = torch.randperm(self.n, generator=self.gen), 0
+                self.passes, self.pos = self.passes + 1, 0
+                self.perm = self._perm(self.passes)
             k = min(need, self.n - self.pos)
             parts.append(self.perm[self.pos : self.pos + k])
             self.pos += k
@@ -149,9 +168,39 @@ class Trainer:
         self.nonempty = int(nonempty)
         self.mean_weight = total_w / max(total_n, 1.0)
         self.has_val = val_n > 0
-        gen = torch.Generator().manual_seed(cfg.seed * 7919 + rank)
-        self._stream = IndexStream(len(train), gen) if len(train) else None
-        self.steps_run = 0
+        self._stream = IndexStream(len(train), cfg.seed, rank) if len(train) else None
+        self.steps_run = 0  # optimizer steps in this attempt
+        self.start_epoch = 0
+        self.best: dict[str, Any] = {"loss": math.inf, "state": None, "stale": 0}
+
+    # ---------------------------------------------------------------- checkpoints
+    def state(self, epoch: int) -> dict[str, Any]:
+        """Everything needed to continue exactly after ``epoch``."""
+        return {
+            "epoch": epoch,
+            "step": epoch * self.steps_per_epoch,
+            "rows_consumed_per_rank": epoch * self.steps_per_epoch * self.cfg.batch_size,
+            "model": self.module.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "history": self.cfg.history,
+            "rng": torch.get_rng_state(),
+            "best_loss": self.best["loss"],
+            "best_model": self.best["state"],
+            "stale": self.best["stale"],
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a checkpoint written by :meth:`state`."""
+        self.module.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.cfg.history[:] = list(state["history"])
+        self.start_epoch = int(state["epoch"])
+        self.best = {"loss": float(state["best_loss"]), "state": state["best_model"],
+                     "stale": int(state["stale"])}
+        torch.set_rng_state(state["rng"])
+        if self._stream is not None:
+            self._stream = IndexStream(len(self.train), self.cfg.seed, self.rank,
+                                       int(state["rows_consumed_per_rank"]))
 
     # ---------------------------------------------------------------- one epoch
     def _step(self, scale: float) -> tuple[float, float]:
@@ -217,9 +266,12 @@ class Trainer:
     def fit(self) -> list[dict[str, Any]]:
         """Train up to ``max_epochs``, with early stopping on validation loss if asked."""
         cfg = self.cfg
-        best_loss, best_state, stale = math.inf, None, 0
         rows_per_epoch = self.steps_per_epoch * cfg.batch_size * self.nonempty
-        for epoch in range(1, cfg.max_epochs + 1):
+        for epoch in range(self.start_epoch + 1, cfg.max_epochs + 1):
+            if self._stopped_early():
+                break
+            # Dropout and other random ops draw from a stream fixed by (seed, epoch, rank).
+            torch.manual_seed(_mix(cfg.seed, epoch, self.rank))
             t0 = time.perf_counter()
             train_loss = self.train_epoch()
             seconds = time.perf_counter() - t0
@@ -228,28 +280,32 @@ class Trainer:
                 "train_loss": train_loss,
                 "samples_per_sec": rows_per_epoch / max(seconds, 1e-9),
                 "seconds": seconds,
+                "attempt": cfg.attempt,
             }
             if self.has_val:
                 entry["val_loss"], entry["val_metric"] = self.evaluate()
                 entry["metric"] = "accuracy" if cfg.task == "classification" else "rmse"
+                self._track_best(entry["val_loss"])
             cfg.history.append(entry)
             if self.rank == 0:
                 cfg.log(format_epoch(entry, cfg.max_epochs))
                 if cfg.checkpoint_dir:
-                    checkpoint.commit(cfg.checkpoint_dir, epoch, self.module, self.opt,
-                                      cfg.history)
-            if cfg.patience and self.has_val:
-                if entry["val_loss"] < best_loss:
-                    best_loss, stale = entry["val_loss"], 0
-                    best_state = {k: v.detach().clone() for k, v in
-                                  self.module.state_dict().items()}
-                else:
-                    stale += 1
-                    if stale >= cfg.patience:
-                        break
-        if best_state is not None:
-            self.module.load_state_dict(best_state)
+                    checkpoint.commit(cfg.checkpoint_dir, self.state(epoch))
+        if self.best["state"] is not None:
+            self.module.load_state_dict(self.best["state"])
         return cfg.history
+
+    def _track_best(self, val_loss: float) -> None:
+        if not self.cfg.patience:
+            return
+        if val_loss < self.best["loss"]:
+            state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+            self.best = {"loss": val_loss, "state": state, "stale": 0}
+        else:
+            self.best["stale"] += 1
+
+    def _stopped_early(self) -> bool:
+        return bool(self.cfg.patience) and self.best["stale"] >= self.cfg.patience
 
 
 def format_epoch(entry: dict[str, Any], max_epochs: int) -> str:

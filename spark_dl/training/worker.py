@@ -44,6 +44,21 @@ def _device(use_gpu: bool) -> Any:
     return torch.device("cuda", local_rank)
 
 
+def _maybe_resume(cfg: dict[str, Any], trainer: Any, rank: int) -> None:
+    """Restore the latest valid checkpoint when resuming (every rank reads the same one)."""
+    from spark_dl.training import checkpoint
+
+    if not (cfg.get("resume") and cfg["checkpoint_dir"]):
+        return
+    state = checkpoint.load_latest(cfg["checkpoint_dir"])
+    if state is None:
+        return
+    trainer.restore(state)
+    if rank == 0:
+        print(f"spark_dl resuming after epoch {trainer.start_epoch} from {cfg['checkpoint_dir']}",
+              flush=True)
+
+
 def _train(cfg: dict[str, Any], rank: int, world: int) -> tuple[dict[str, Any], int, int]:
     import torch
     import torch.distributed as dist
@@ -74,10 +89,12 @@ def _train(cfg: dict[str, Any], rank: int, world: int) -> tuple[dict[str, Any], 
         loop_cfg = LoopConfig(
             task=cfg["task"], max_epochs=cfg["max_epochs"], batch_size=cfg["batch_size"],
             patience=cfg["patience"], checkpoint_dir=cfg["checkpoint_dir"], seed=cfg["seed"],
+            attempt=cfg.get("attempt", 1),
             log=lambda line: print(line, file=sys.stdout, flush=True),
         )
         trainer = Trainer(model, module, opt, train, val, loop_cfg, Collective(world, device),
                           rank)
+        _maybe_resume(cfg, trainer, rank)
         history = trainer.fit()
         state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
         result = {"weights": st_save(state), "history": history,

@@ -22,17 +22,23 @@ def _data(n, seed=0):
     return {"X": X, "y": y, "w": np.ones(n), "v": np.zeros(n, bool)}
 
 
-def _train_single(seed: int, epochs: int = 3):
+def _trainer(seed: int, epochs: int, checkpoint_dir=None):
     torch.manual_seed(seed)
-    module = ModelSpec("mlp", {"hidden_layers": [8]}).build(in_features=4, out_features=2)
-    arrays = _data(256)
+    module = ModelSpec("mlp", {"hidden_layers": [8], "dropout": 0.3}).build(in_features=4,
+                                                                          out_features=2)
+    arrays = _data(250)
+    arrays["v"] = np.arange(250) % 5 == 0
     train = RankData.from_arrays(arrays, ~arrays["v"])
     val = RankData.from_arrays(arrays, arrays["v"])
     opt = make_optimizer("adam", module.parameters(), 0.01, {})
     cfg = LoopConfig(task="classification", max_epochs=epochs, batch_size=32, seed=seed,
-                     log=lambda s: None)
-    trainer = Trainer(module, module, opt, train, val, cfg, Collective(1, torch.device("cpu")), 0)
-    return trainer.fit(), module, trainer
+                     checkpoint_dir=checkpoint_dir, log=lambda s: None)
+    return Trainer(module, module, opt, train, val, cfg, Collective(1, torch.device("cpu")), 0)
+
+
+def _train_single(seed: int, epochs: int = 3):
+    trainer = _trainer(seed, epochs)
+    return trainer.fit(), trainer.module, trainer
 
 
 def test_loss_decreases():
@@ -49,15 +55,38 @@ def test_same_seed_same_weights_bit_for_bit():
 
 def test_steps_per_epoch_covers_every_row():
     _, _, trainer = _train_single(0, epochs=2)
-    assert trainer.steps_per_epoch == 256 // 32
-    assert trainer.steps_run == 2 * 8
+    assert trainer.steps_per_epoch == 7  # ceil(200 training rows / 32)
+    assert trainer.steps_run == 2 * 7
+
+
+def test_resumed_run_equals_uninterrupted(tmp_path):
+    from spark_dl.training import checkpoint
+
+    whole = _trainer(5, 4)
+    whole.fit()
+    first = _trainer(5, 2, checkpoint_dir=str(tmp_path))
+    first.fit()
+    resumed = _trainer(5, 4)
+    resumed.restore(checkpoint.load_latest(str(tmp_path)))
+    assert resumed.start_epoch == 2
+    history = resumed.fit()
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    for a, b in zip(whole.module.state_dict().values(), resumed.module.state_dict().values()):
+        assert torch.equal(a, b)
 
 
 def test_index_stream_wraps_and_covers():
-    stream = IndexStream(5, torch.Generator().manual_seed(0))
+    stream = IndexStream(5, seed=0, rank=0)
     first = stream.take(5)
     assert sorted(first.tolist()) == [0, 1, 2, 3, 4]
     assert len(stream.take(7)) == 7
+
+
+def test_index_stream_restarts_exactly_at_any_position():
+    full = IndexStream(7, seed=3, rank=1).take(40)
+    for consumed in (0, 5, 7, 23):
+        restarted = IndexStream(7, seed=3, rank=1, consumed=consumed).take(40 - consumed)
+        assert torch.equal(restarted, full[consumed:])
 
 
 def test_optimizer_params_errors_name_the_param():

@@ -1,0 +1,361 @@
+"""Scoring throughput of ``TorchClassificationModel.transform`` against three baselines.
+
+Rows per second, same data, same run, for two binary classifiers on 64 features: a light
+MLP (64 -> 32 -> 2) and a compute-heavy one (64 -> 1024 -> 1024 -> 2).
+
+* ``ours`` -- ``model.transform(df)``, forced with a ``noop`` write.
+* ``a``    -- the same ``nn.Module`` in an in-process torch loop over the same rows held
+  as a float32 numpy array (collected before timing): logits, softmax, argmax per batch,
+  ``torch.set_num_threads(2)``.
+* ``b``    -- ``pyspark.ml.functions.predict_batch_udf`` with the same module, returning
+  the same struct (raw logits array, probability array, prediction double), noop write.
+* ``c``    -- an identity ``mapInArrow`` over the same DataFrame, noop write: the floor of
+  Spark's data movement through Python.
+
+Every method uses batches of 4096 rows (``spark.dl.inference.batchSize`` for ``ours``);
+``spark.sql.execution.arrow.maxRecordsPerBatch`` is left at its default (10000). The
+input DataFrame is cached and counted before any timing. Methods run interleaved in
+rounds (ours, a, b, c, ours, ...); one warm-up round is not counted, and the report gives
+medians across rounds of each method's rows/s and of the per-round ratios.
+
+Run ``python bench/scoring.py`` (``--help`` for sizes); ``--smoke`` runs one tiny round
+and checks that every method returned every row and that ours, (a) and (b) agree.
+``main(argv)`` returns the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from typing import Any, Callable, Iterator, NamedTuple
+
+import numpy as np
+
+NUM_FEATURES = 64
+BATCH_SIZE = 4096
+FIT_ROWS = 5000
+METHODS = ("ours", "a", "b", "c")
+METHOD_NAMES = {
+    "ours": "spark_dl transform",
+    "a": "in-process torch loop",
+    "b": "predict_batch_udf",
+    "c": "identity mapInArrow",
+}
+MODELS = {"light": [32], "heavy": [1024, 1024]}
+#: (model, ratio, minimum) targets printed beside the measured medians.
+TARGETS = (("light", "ours/b", 3.0), ("light", "ours/c", 0.8), ("heavy", "ours/a", 0.85))
+STRUCT_TYPE = "raw array<double>, prob array<double>, pred double"
+
+
+class Config(NamedTuple):
+    """Command-line settings."""
+
+    rows_light: int
+    rows_heavy: int
+    rounds: int
+    warmup: int
+    partitions: int
+    smoke: bool
+
+
+def parse_args(argv: list[str] | None) -> Config:
+    """Parse ``argv`` (``None``: ``sys.argv[1:]``); ``--smoke`` overrides the sizes."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows-light", type=int, default=1_000_000, help="rows for the light model")
+    p.add_argument("--rows-heavy", type=int, default=200_000, help="rows for the heavy model")
+    p.add_argument("--rounds", type=int, default=9, help="counted rounds per model")
+    p.add_argument("--partitions", type=int, default=4, help="partitions of the input")
+    p.add_argument("--smoke", action="store_true", help="one tiny round; check row counts")
+    a = p.parse_args(argv)
+    if a.smoke:
+        return Config(3000, 3000, rounds=1, warmup=0, partitions=2, smoke=True)
+    return Config(a.rows_light, a.rows_heavy, a.rounds, warmup=1, partitions=a.partitions,
+                  smoke=False)
+
+
+# ---------------------------------------------------------------------- Spark and data
+def get_spark() -> tuple[Any, bool]:
+    """The active SparkSession, or a new loopback ``local[2]`` one: ``(spark, created)``."""
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active, False
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .appName("spark_dl-bench-scoring")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.memory", "4g")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark, True
+
+
+def make_data(spark: Any, rows: int, partitions: int, seed: int = 0) -> Any:
+    """A cached, counted DataFrame: ``features`` array<float>[64] and a ``label`` double."""
+    from pyspark.sql import functions as F
+
+    feats = F.array(*[F.randn(seed + i) for i in range(NUM_FEATURES)]).cast("array<float>")
+    df = (
+        spark.range(0, rows, 1, partitions)
+        .select(feats.alias("features"))
+        .withColumn("label", (F.col("features")[0] + F.col("features")[1] > 0).cast("double"))
+    )
+    df = df.cache()
+    assert df.count() == rows
+    return df
+
+
+def collect_matrix(df: Any) -> np.ndarray:
+    """The ``features`` column as an ``(n, 64)`` float32 numpy array on the driver."""
+    col = df.select("features").toArrow().column("features").combine_chunks()
+    flat = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32)  # writable copy
+    return flat.reshape(len(col), NUM_FEATURES)
+
+
+def fit_model(df: Any, hidden: list[int]) -> Any:
+    """A ``TorchClassificationModel`` fitted for one epoch on the first 5000 rows."""
+    from spark_dl import TorchClassifier
+
+    clf = TorchClassifier(featuresCol="features", modelParams={"hidden_layers": hidden},
+                          maxEpochs=1, batchSize=1024)
+    return clf.fit(df.limit(FIT_ROWS))
+
+
+# ---------------------------------------------------------------------- the four methods
+def noop_write(df: Any) -> None:
+    """Evaluate every column of ``df`` without keeping the result."""
+    df.write.format("noop").mode("overwrite").save()
+
+
+def torch_loop(module: Any, X: np.ndarray, batch_size: int) -> np.ndarray:
+    """Method (a): logits, softmax and argmax per batch in this process; the predictions."""
+    import torch
+
+    t = torch.from_numpy(X)
+    preds = []
+    with torch.inference_mode():
+        for start in range(0, len(X), batch_size):
+            logits = module(t[start : start + batch_size])
+            prob = torch.softmax(logits, dim=1)
+            preds.append(torch.argmax(prob, dim=1))
+    return torch.cat(preds).numpy()
+
+
+def predict_batch_column(module: Any, batch_size: int) -> Callable[[str], Any]:
+    """Method (b): a ``predict_batch_udf`` returning (raw, prob, pred) for ``module``."""
+    from pyspark.ml.functions import predict_batch_udf
+    from pyspark.sql.types import _parse_datatype_string
+
+    def make_predict_fn() -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+        import torch
+
+        torch.set_num_threads(1)  # one core per task, as spark_dl uses spark.task.cpus
+
+        def predict(x: np.ndarray) -> dict[str, np.ndarray]:
+            with torch.inference_mode():
+                logits = module(torch.from_numpy(x.astype(np.float32, copy=False))).double()
+                prob = torch.softmax(logits, dim=1)
+                pred = torch.argmax(logits, dim=1).double()
+            return {"raw": logits.numpy(), "prob": prob.numpy(), "pred": pred.numpy()}
+
+        return predict
+
+    return predict_batch_udf(make_predict_fn, return_type=_parse_datatype_string(STRUCT_TYPE),
+                             batch_size=batch_size, input_tensor_shapes=[[NUM_FEATURES]])
+
+
+def identity_arrow(df: Any) -> Any:
+    """Method (c): every row through a Python worker and back, untouched."""
+
+    def identity(batches: Iterator[Any]) -> Iterator[Any]:
+        return batches
+
+    return df.mapInArrow(identity, df.schema)
+
+
+# ---------------------------------------------------------------------- one model
+class Case(NamedTuple):
+    """Everything one model's rounds need, built before any timing."""
+
+    name: str
+    rows: int
+    df: Any  # cached input DataFrame
+    model: Any  # TorchClassificationModel
+    X: np.ndarray  # the same rows on the driver, for (a)
+    udf: Callable[[str], Any]  # the predict_batch_udf of (b)
+
+
+def make_case(spark: Any, name: str, rows: int, partitions: int) -> Case:
+    """Data, fitted model, driver-side copy and the (b) UDF for model ``name``."""
+    df = make_data(spark, rows, partitions)
+    model = fit_model(df, MODELS[name])
+    X = collect_matrix(df)
+    assert X.shape == (rows, NUM_FEATURES)
+    return Case(name, rows, df, model, X, predict_batch_column(model.torchModule, BATCH_SIZE))
+
+
+def runners(case: Case) -> dict[str, Callable[[], None]]:
+    """One zero-argument callable per method, each scoring all of ``case``'s rows once."""
+    import torch
+
+    def run_a() -> None:
+        torch.set_num_threads(2)  # both cores; the two Spark tasks get one thread each
+        torch_loop(case.model.torchModule, case.X, BATCH_SIZE)
+
+    return {
+        "ours": lambda: noop_write(case.model.transform(case.df)),
+        "a": run_a,
+        "b": lambda: noop_write(case.df.withColumn("scored", case.udf("features"))),
+        "c": lambda: noop_write(identity_arrow(case.df)),
+    }
+
+
+def timed(fn: Callable[[], None]) -> float:
+    """Wall-clock seconds of one call."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def run_rounds(case: Case, rounds: int, warmup: int) -> list[dict[str, float]]:
+    """Interleaved rounds; each holds rows/s per method and the ours/x ratios."""
+    run = runners(case)
+    out = []
+    for i in range(warmup + rounds):
+        rps = {m: case.rows / timed(run[m]) for m in METHODS}
+        ratios = {f"ours/{m}": rps["ours"] / rps[m] for m in ("a", "b", "c")}
+        if i >= warmup:
+            out.append({**rps, **ratios})
+        tag = "warm-up" if i < warmup else f"round {i - warmup + 1}"
+        print(f"  {case.name} {tag}: " + ", ".join(f"{k} {v:,.0f}" for k, v in rps.items())
+              + " rows/s", flush=True)
+    return out
+
+
+def check_counts(case: Case) -> dict[str, Any]:
+    """Rows out of each method, and a column sum; asserts each method kept every row.
+
+    The sum is of the predictions for ours, (a) and (b), which must agree (same weights),
+    and of the passed-through labels for (c), which has no predictions.
+    """
+    from pyspark.sql import functions as F
+
+    def spark_side(df: Any, col: str) -> tuple[int, float]:
+        row = df.agg(F.count(col), F.sum(col)).first()
+        return int(row[0]), float(row[1] or 0.0)
+
+    preds = torch_loop(case.model.torchModule, case.X, BATCH_SIZE)
+    summed = {"ours": "prediction", "a": "prediction", "b": "prediction", "c": "label"}
+    got = {
+        "ours": spark_side(case.model.transform(case.df), "prediction"),
+        "a": (len(preds), float(preds.sum())),
+        "b": spark_side(case.df.withColumn("s", case.udf("features")), "s.pred"),
+        "c": spark_side(identity_arrow(case.df), "label"),
+    }
+    for method, (n, _) in got.items():
+        assert n == case.rows, f"{case.name}/{method} returned {n} of {case.rows} rows"
+    tol = max(1.0, 1e-3 * case.rows)  # argmax may flip on near-ties between batchings
+    assert abs(got["ours"][1] - got["a"][1]) <= tol, got
+    assert abs(got["ours"][1] - got["b"][1]) <= tol, got
+    return {m: {"rows": n, "sum_of": summed[m], "sum": s} for m, (n, s) in got.items()}
+
+
+def bench_model(spark: Any, name: str, rows: int, cfg: Config) -> dict[str, Any]:
+    """Build one case, run its rounds, summarize (and check row counts in smoke mode)."""
+    print(f"[{name}] {rows:,} rows, hidden_layers={MODELS[name]}: preparing", flush=True)
+    case = make_case(spark, name, rows, cfg.partitions)
+    try:
+        per_round = run_rounds(case, cfg.rounds, cfg.warmup)
+        result: dict[str, Any] = {
+            "rows": rows,
+            "hidden_layers": MODELS[name],
+            "rounds": per_round,
+            "median": {k: statistics.median(r[k] for r in per_round) for k in per_round[0]},
+        }
+        if cfg.smoke:
+            result["counts"] = check_counts(case)
+        return result
+    finally:
+        case.df.unpersist()
+
+
+# ---------------------------------------------------------------------- report
+def check_targets(models: dict[str, Any]) -> list[dict[str, Any]]:
+    """The targets with their measured medians and whether each holds."""
+    out = []
+    for name, ratio, minimum in TARGETS:
+        if name in models:
+            got = models[name]["median"][ratio]
+            out.append({"model": name, "ratio": ratio, "target": minimum,
+                        "measured": got, "pass": got >= minimum})
+    return out
+
+
+def format_table(models: dict[str, Any], targets: list[dict[str, Any]]) -> str:
+    """A Markdown table of median rows/s and median ratios (with spread and targets)."""
+    lines = ["| model | rows | method | median rows/s | min | max |",
+             "| --- | ---: | --- | ---: | ---: | ---: |"]
+    for name, res in models.items():
+        for m in METHODS:
+            vals = [r[m] for r in res["rounds"]]
+            lines.append(f"| {name} | {res['rows']:,} | {m}: {METHOD_NAMES[m]} | "
+                         f"{res['median'][m]:,.0f} | {min(vals):,.0f} | {max(vals):,.0f} |")
+    lines += ["", "| model | ratio (rows/s) | median | min | max | target | status |",
+              "| --- | --- | ---: | ---: | ---: | --- | --- |"]
+    goals = {(t["model"], t["ratio"]): t for t in targets}
+    for name, res in models.items():
+        for ratio in ("ours/a", "ours/b", "ours/c"):
+            vals = [r[ratio] for r in res["rounds"]]
+            goal = goals.get((name, ratio))
+            target = f">= {goal['target']}" if goal else ""
+            status = ("PASS" if goal["pass"] else "FAIL") if goal else ""
+            lines.append(f"| {name} | {ratio} | {res['median'][ratio]:.3f} | {min(vals):.3f} "
+                         f"| {max(vals):.3f} | {target} | {status} |")
+    return "\n".join(lines)
+
+
+def header(cfg: Config) -> str:
+    """One line naming the settings of the run."""
+    line = (f"rounds={cfg.rounds} (after {cfg.warmup} warm-up), batch={BATCH_SIZE}, "
+            f"partitions={cfg.partitions}, arrow.maxRecordsPerBatch=default (10000)")
+    if cfg.smoke:
+        line += "; SMOKE: every method returned every row (timings are cold, not meaningful)"
+    return line
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark, print the table, and return the results."""
+    cfg = parse_args(argv)
+    spark, created = get_spark()
+    key = "spark.dl.inference.batchSize"
+    previous = spark.conf.get(key, None)
+    spark.conf.set(key, str(BATCH_SIZE))
+    try:
+        sizes = {"light": cfg.rows_light, "heavy": cfg.rows_heavy}
+        models = {name: bench_model(spark, name, rows, cfg) for name, rows in sizes.items()}
+    finally:
+        if previous is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, previous)
+        if created:
+            spark.stop()
+    targets = check_targets(models)
+    print("\n" + header(cfg) + "\n")
+    print(format_table(models, targets))
+    return {"config": cfg._asdict(), "models": models, "targets": targets}
+
+
+if __name__ == "__main__":
+    main()

@@ -260,6 +260,10 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
             self._bc = (sc._jsc, sc.broadcast(self._weights))
         return self._bc[1]
 
+    def _outputs(self) -> tuple[str, ...]:
+        """UDF fields this model's transform needs (classifiers override)."""
+        return ()
+
     def _scoring_column(self, dataset: DataFrame) -> tuple[DataFrame, Any]:
         """Validate the input, apply handleInvalid='skip', and return the UDF's output column."""
         from spark_dl.inference.scoring import ScoringTask
@@ -289,7 +293,7 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
             num_features=self._num_features, num_outputs=self._num_outputs, task=self._task,
             batch_size=conf.get_int(spark, conf.INFERENCE_BATCH_SIZE), threads=threads,
             handle_invalid=handle, features_col=info.column, weights=self._broadcast(spark),
-            use_gpu=self.getUseGpu(),
+            use_gpu=self.getUseGpu(), outputs=self._outputs(),
         )
         return dataset, scoring_udf(task)(feats)
 

@@ -125,14 +125,22 @@ class TorchClassificationModel(_TorchModel, _TorchClassifierParams):
         """Sets the value of :py:attr:`rawPredictionCol`."""
         return self._set(rawPredictionCol=value)
 
+    def _output_cols(self) -> dict[str, str]:
+        """UDF field -> output column, for the output columns that are not disabled."""
+        cols = {"raw": self.getRawPredictionCol(), "prob": self.getProbabilityCol(),
+                "pred": self.getPredictionCol()}
+        return {field: col for field, col in cols.items() if col}
+
+    def _outputs(self) -> tuple[str, ...]:
+        return tuple(self._output_cols()) or ("pred",)
+
     def _transform(self, dataset: DataFrame) -> DataFrame:
         dataset, scored = self._scoring_column(dataset)
         tmp = _tmp_col(dataset)
         out = dataset.withColumn(tmp, scored)
-        outputs = [
-            (self.getRawPredictionCol(), array_to_vector(F.col(f"{tmp}.raw"))),
-            (self.getProbabilityCol(), array_to_vector(F.col(f"{tmp}.prob"))),
-            (self.getPredictionCol(), F.col(f"{tmp}.pred")),
-        ]
-        cols = {name: col for name, col in outputs if name}
+        cols = {
+            col: F.col(f"{tmp}.{field}") if field == "pred"
+            else array_to_vector(F.col(f"{tmp}.{field}"))
+            for field, col in self._output_cols().items()
+        }
         return out.withColumns(cols).drop(tmp)

@@ -40,6 +40,7 @@ class ScoringTask:
     features_col: str
     weights: Any  # a Broadcast of the safetensors bytes
     use_gpu: bool = False
+    outputs: tuple[str, ...] = ("raw", "prob", "pred")  # classification fields to compute
 
 
 def get_model(task: ScoringTask) -> nn.Module:
@@ -146,13 +147,20 @@ def score_array(arr: pa.Array, task: ScoringTask) -> pa.Array:
         pred[~valid] = np.nan
         return pa.array(pred)
     logits = out.astype(np.float64)
-    prob = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
-    pred = logits.argmax(axis=1).astype(np.float64)
-    if not valid.all():
-        logits[~valid], prob[~valid], pred[~valid] = np.nan, np.nan, np.nan
-    return pa.StructArray.from_arrays(
-        [_list_array(logits), _list_array(prob), pa.array(pred)], names=["raw", "prob", "pred"]
-    )
+    fields = {
+        "raw": lambda: logits,
+        "prob": lambda: torch.softmax(torch.from_numpy(logits), dim=1).numpy(),
+        "pred": lambda: logits.argmax(axis=1).astype(np.float64),
+    }
+    arrays, names = [], []
+    for name in task.outputs:  # only the columns the caller asked for
+        values = fields[name]()
+        if not valid.all():
+            values = values.copy()
+            values[~valid] = np.nan
+        arrays.append(pa.array(values) if values.ndim == 1 else _list_array(values))
+        names.append(name)
+    return pa.StructArray.from_arrays(arrays, names=names)
 
 
 def score_batches(batches: Iterator[pa.Array], task: ScoringTask) -> Iterator[pa.Array]:

@@ -15,13 +15,21 @@ from pyspark.sql.column import Column
 
 from spark_dl.inference.scoring import ScoringTask, score_batches, score_series
 
-CLASSIFICATION_TYPE = "raw array<double>, prob array<double>, pred double"
+_FIELD_TYPES = {"raw": "array<double>", "prob": "array<double>", "pred": "double"}
 REGRESSION_TYPE = "double"
+
+
+def classification_type(outputs: tuple[str, ...]) -> str:
+    """The UDF's struct type holding just the requested fields."""
+    return ", ".join(f"{name} {_FIELD_TYPES[name]}" for name in outputs)
 
 
 def scoring_udf(task: ScoringTask) -> Callable[[Column], Column]:
     """A UDF scoring an ``array<float>`` column: a struct (raw, prob, pred) or a double."""
-    return_type = CLASSIFICATION_TYPE if task.task == "classification" else REGRESSION_TYPE
+    if task.task == "classification":
+        return_type = classification_type(task.outputs)
+    else:
+        return_type = REGRESSION_TYPE
     try:
         from pyspark.sql.functions import arrow_udf
     except ImportError:  # pyspark < 4.1

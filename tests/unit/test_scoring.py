@@ -84,3 +84,12 @@ def test_model_built_once_per_process_and_cached():
     for _ in range(5):
         score_array(arr, task)
     assert scoring.builds - before == 1
+
+
+def test_only_requested_outputs_are_computed():
+    import dataclasses
+
+    task, _ = _task(key="subset")
+    arr = pa.array([[1.0, 2.0, 3.0]], type=pa.list_(pa.float32()))
+    out = score_array(arr, dataclasses.replace(task, outputs=("pred",)))
+    assert out.type.num_fields == 1 and out.type.field(0).name == "pred"

@@ -70,6 +70,7 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
         require(self.getHandleInvalid() in HANDLE_INVALID, owner, "handleInvalid",
                 f"one of {list(HANDLE_INVALID)}", self.getHandleInvalid())
         self._check_processes(spark, owner)
+        self._max_attempts(spark)
         ckpt = self.getCheckpointDir()
         if ckpt and urlparse(ckpt).scheme not in ("", "file"):
             raise ValueError(
@@ -136,13 +137,21 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
         result = launch(
             spark, prepared, cfg, stats.rows_per_partition,
             num_processes=self.getNumProcesses(), local_mode=self.getLocalMode(),
-            use_gpu=self.getUseGpu(),
+            use_gpu=self.getUseGpu(), max_attempts=self._max_attempts(spark),
+            resume=self.getResume(),
         )
         model = self._model_class()._from_parts(
             result["weights"], num_features, num_outputs, result["history"]
         )
         self._copyValues(model)
         return model
+
+    def _max_attempts(self, spark: SparkSession) -> int:
+        attempts = self.getMaxTrainAttempts()
+        if attempts is None:
+            attempts = conf.get_int(spark, conf.MAX_TRAIN_ATTEMPTS)
+        require(attempts >= 1, type(self).__name__, "maxTrainAttempts", "an int >= 1", attempts)
+        return attempts
 
     def _train_config(self, spark: SparkSession, nf: int, nout: int) -> dict[str, Any]:
         ckpt = self.getCheckpointDir()

@@ -65,6 +65,8 @@ class TorchClassifier(_TorchEstimator, _TorchClassifierParams):
         earlyStoppingPatience: int = 0,
         checkpointDir: str | None = None,
         handleInvalid: str = "error",
+        maxTrainAttempts: int | None = None,
+        resume: bool = False,
     ) -> None:
         super().__init__()
         self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
@@ -94,6 +96,8 @@ class TorchClassifier(_TorchEstimator, _TorchClassifierParams):
         earlyStoppingPatience: int = 0,
         checkpointDir: str | None = None,
         handleInvalid: str = "error",
+        maxTrainAttempts: int | None = None,
+        resume: bool = False,
     ) -> TorchClassifier:
         """Sets params for this TorchClassifier (keyword arguments only)."""
         return self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})

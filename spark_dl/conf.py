@@ -9,6 +9,8 @@ from typing import Any
 
 #: Seconds a collective operation may wait for a peer before training fails.
 COLLECTIVE_TIMEOUT = ("spark.dl.train.collectiveTimeoutSeconds", 600)
+#: Training attempts per fit() when the maxTrainAttempts Param is unset.
+MAX_TRAIN_ATTEMPTS = ("spark.dl.train.maxAttempts", 2)
 #: Rows per forward pass when scoring (Arrow batches are split into chunks of this size).
 INFERENCE_BATCH_SIZE = ("spark.dl.inference.batchSize", 4096)
 #: torch intra-op threads per scoring task; 0 means spark.task.cpus.

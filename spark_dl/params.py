@@ -134,6 +134,21 @@ class _TorchStageParams(
         typeConverter=TypeConverters.toString,
     )
 
+    maxTrainAttempts: Param[int] = Param(
+        Params._dummy(),
+        "maxTrainAttempts",
+        "How many times fit() runs training before giving up; each retry resumes from the "
+        "latest checkpoint. Unset: the Spark conf spark.dl.train.maxAttempts (default 2).",
+        typeConverter=TypeConverters.toInt,
+    )
+    resume: Param[bool] = Param(
+        Params._dummy(),
+        "resume",
+        "If true, fit() continues from the latest valid checkpoint in checkpointDir (when "
+        "there is one) instead of starting at epoch 0.",
+        typeConverter=TypeConverters.toBoolean,
+    )
+
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self._setDefault(
@@ -151,6 +166,7 @@ class _TorchStageParams(
             earlyStoppingPatience=0,
             handleInvalid="error",
             seed=0,
+            resume=False,
         )
 
     # Getters (setters live on the estimator / model, as in pyspark.ml).
@@ -201,6 +217,15 @@ class _TorchStageParams(
     def getEarlyStoppingPatience(self) -> int:
         """Gets the value of earlyStoppingPatience or its default value."""
         return self.getOrDefault(self.earlyStoppingPatience)
+
+    def getMaxTrainAttempts(self) -> int | None:
+        """Gets the value of maxTrainAttempts, or None when unset (the Spark conf decides)."""
+        return self.getOrDefault(self.maxTrainAttempts) if self.isDefined(
+            self.maxTrainAttempts) else None
+
+    def getResume(self) -> bool:
+        """Gets the value of resume or its default value."""
+        return self.getOrDefault(self.resume)
 
     def getCheckpointDir(self) -> str | None:
         """Gets the value of checkpointDir, or None when unset."""

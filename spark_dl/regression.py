@@ -48,6 +48,8 @@ class TorchRegressor(_TorchEstimator):
         earlyStoppingPatience: int = 0,
         checkpointDir: str | None = None,
         handleInvalid: str = "error",
+        maxTrainAttempts: int | None = None,
+        resume: bool = False,
     ) -> None:
         super().__init__()
         self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
@@ -75,6 +77,8 @@ class TorchRegressor(_TorchEstimator):
         earlyStoppingPatience: int = 0,
         checkpointDir: str | None = None,
         handleInvalid: str = "error",
+        maxTrainAttempts: int | None = None,
+        resume: bool = False,
     ) -> TorchRegressor:
         """Sets params for this TorchRegressor (keyword arguments only)."""
         return self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})

@@ -9,6 +9,7 @@ failing rank's traceback.
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 from typing import TYPE_CHECKING, Any
 
@@ -62,13 +63,60 @@ def launch(
     num_processes: int,
     local_mode: bool,
     use_gpu: bool,
+    max_attempts: int = 1,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Run ``run_rank`` on ``num_processes`` ranks and return rank 0's verified result.
+    """Train with up to ``max_attempts`` attempts; each retry resumes from the latest checkpoint.
+
+    Without a ``checkpoint_dir`` in ``cfg``, driver-local training checkpoints to a
+    temporary directory for the duration of the fit, so retries still resume; on executors
+    a retry then starts from epoch 0 (their disks are not the driver's).
+    """
+    check_pyspark()
+    tmp_ckpt = None
+    if cfg.get("checkpoint_dir") is None and local_mode and max_attempts > 1:
+        tmp_ckpt = tempfile.mkdtemp(prefix="spark_dl-ckpt-")
+        cfg = {**cfg, "checkpoint_dir": tmp_ckpt}
+    elif cfg.get("checkpoint_dir") is None and max_attempts > 1:
+        logger.warning("No checkpointDir: a failed training attempt on the executors restarts "
+                       "from epoch 0. Set checkpointDir to shared storage to resume instead.")
+    failures: list[TrainingFailedError] = []
+    try:
+        for attempt in range(1, max_attempts + 1):
+            attempt_cfg = {**cfg, "attempt": attempt, "resume": resume or attempt > 1}
+            try:
+                return _launch_once(spark, prepared, attempt_cfg, rows_per_partition,
+                                    num_processes, local_mode, use_gpu)
+            except TrainingFailedError as exc:
+                failures.append(exc)
+                if attempt < max_attempts:
+                    logger.warning("Training attempt %d of %d failed; retrying from the latest "
+                                   "checkpoint. Cause: %s", attempt, max_attempts,
+                                   str(exc).splitlines()[0])
+    finally:
+        if tmp_ckpt:
+            shutil.rmtree(tmp_ckpt, ignore_errors=True)
+    last = failures[-1]
+    raise TrainingFailedError(
+        f"Training failed in all {max_attempts} attempt(s) (maxTrainAttempts / "
+        f"spark.dl.train.maxAttempts). Last failure: {last}", last.rank_errors,
+    )
+
+
+def _launch_once(
+    spark: SparkSession,
+    prepared: DataFrame,
+    cfg: dict[str, Any],
+    rows_per_partition: dict[int, int],
+    num_processes: int,
+    local_mode: bool,
+    use_gpu: bool,
+) -> dict[str, Any]:
+    """One training attempt: run ``run_rank`` on every rank and verify their reports.
 
     The result (``weights`` and ``history``) comes from the report store, not from
     TorchDistributor's return value (see :mod:`spark_dl.training.report`).
     """
-    check_pyspark()
     host = "127.0.0.1" if local_mode else spark.conf.get("spark.driver.host", "127.0.0.1")
     server = ReportServer(host)
     cfg = {**cfg, "report_address": server.address}
@@ -85,7 +133,7 @@ def launch(
             raise _failure(server, num_processes, exc) from exc
         result = server.result()
         _verify(server, num_processes, result)
-        return result
+        return result  # type: ignore[return-value]
     finally:
         server.close()
 

@@ -35,3 +35,24 @@ class FailOnRank1(TinyNet):
 
 
 NOT_A_MODULE = "just a string"
+
+
+class CrashOnce(TinyNet):
+    """Kills its own process at training forward call ``crash_after + 1``, once per marker.
+
+    The first run creates ``marker`` and dies as a killed worker would (``os._exit``);
+    later runs see the marker and train normally, so they can resume.
+    """
+
+    def __init__(self, in_features: int, out_features: int, marker: str,
+                 crash_after: int) -> None:
+        super().__init__(in_features, out_features)
+        self.marker, self.crash_after, self.calls = marker, crash_after, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.calls += 1
+            if self.calls > self.crash_after and not os.path.exists(self.marker):
+                open(self.marker, "w").close()
+                os._exit(17)
+        return super().forward(x)

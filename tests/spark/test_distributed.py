@@ -53,7 +53,7 @@ def test_driver_ranks_train_on_skewed_data(skewed_df):
 @pytest.mark.parametrize("local_mode", [True, False], ids=["driver", "executors"])
 def test_failing_rank_raises_with_its_own_traceback(binary_df, local_mode):
     clf = TorchClassifier(model="netlib:FailOnRank1", numProcesses=2, localMode=local_mode,
-                          maxEpochs=2, batchSize=16)
+                          maxEpochs=2, batchSize=16, maxTrainAttempts=1)
     with pytest.raises(TrainingFailedError) as info:
         clf.fit(binary_df)
     msg = str(info.value)

@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from spark_dl import conf
 from spark_dl.model_spec import ModelSpec
 from spark_dl.params import OPTIMIZERS, _TorchStageParams
+from spark_dl.training.preflight import check_cluster, check_driver_collect
 from spark_dl.persistence import TorchModelReader, TorchModelWriter, check_safetensors, digest
 from spark_dl.validation import (
     check_features_column,
@@ -93,6 +94,8 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
                     f"The 'useGpu' parameter of {owner} is True with localMode=True, but the "
                     "driver has no CUDA device. Set useGpu=False or train on GPU executors."
                 )
+        check_cluster(lambda k, d: spark.conf.get(k, d), local_mode=self.getLocalMode(),
+                      owner=owner)
         if not self.getLocalMode():
             slots = task_slots(spark) // conf.task_cpus(spark)
             if n > slots:
@@ -131,6 +134,9 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
             num_processes=self.getNumProcesses(),
         )
         self._spec().check_kwargs(in_features=num_features, out_features=num_outputs)
+        if self.getLocalMode():
+            check_driver_collect(stats.rows, num_features, conf.max_result_size(spark),
+                                 owner=owner)
         cfg = self._train_config(spark, num_features, num_outputs)
         logger.info("%s: training on %d rows (%d for validation) with %d process(es)",
                     owner, stats.rows, stats.val_rows, self.getNumProcesses())

@@ -30,3 +30,10 @@ def get_int(spark: Any, setting: tuple[str, int]) -> int:
 def task_cpus(spark: Any) -> int:
     """``spark.task.cpus`` (default 1)."""
     return int(spark.conf.get("spark.task.cpus", "1"))
+
+
+def max_result_size(spark: Any) -> int:
+    """``spark.driver.maxResultSize`` in bytes (0 means unlimited)."""
+    raw = spark.conf.get("spark.driver.maxResultSize", "1g")
+    jvm = spark.sparkContext._jvm
+    return int(jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(raw))

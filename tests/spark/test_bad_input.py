@@ -139,3 +139,11 @@ def test_transform_with_wrong_width(spark, fitted_clf):
     data = spark.createDataFrame([([1.0, 2.0],)], "features array<double>")
     with pytest.raises(Exception, match="do not hold 4 values"):
         fitted_clf.transform(data).collect()
+
+
+def test_max_result_size_is_read_from_the_session(spark):
+    # The limit itself is checked in tests/unit/test_preflight.py; this checks the wiring
+    # (the JVM's parser, Spark's 1g default) since core confs cannot change at runtime.
+    from spark_dl import conf
+
+    assert conf.max_result_size(spark) == 1024**3

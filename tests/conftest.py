@@ -1,4 +1,4 @@
-"""One SparkSession for the whole test session (local[2], UI off, loopback only)."""
+"""One SparkSession for the whole test session (local[2] with task retries, UI off, loopback)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def spark():
     from pyspark.sql import SparkSession
 
     session = (
-        SparkSession.builder.master("local[2]")
+        SparkSession.builder.master("local[2,3]")
         .appName("spark_dl-tests")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "4")

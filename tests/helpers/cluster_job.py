@@ -39,8 +39,10 @@ def train(spark, out):
     print("SCORING", flush=True)
     n = 3_000_000
     scored = model.transform(_score_df(spark, n)).select("id", "prediction")
-    stats = scored.agg(F.count("*").alias("rows"), F.countDistinct("id").alias("ids"),
-                       F.sum("id").alias("id_sum")).first()
+    # Aggregate the predictions too, or the optimizer prunes the scoring away.
+    stats = scored.agg(F.count("prediction").alias("rows"), F.countDistinct("id").alias("ids"),
+                       F.sum("id").alias("id_sum"), F.sum("prediction").alias("positives")
+                       ).first()
     json.dump({"n": n, **stats.asDict(), "epochs": len(model.history)},
               open(f"{out}/train.json", "w"))
 

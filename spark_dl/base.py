@@ -33,6 +33,7 @@ from spark_dl.validation import (
 
 logger = logging.getLogger(__name__)
 HANDLE_INVALID = ("error", "skip", "keep")
+REBALANCE = ("auto", "always", "never")
 
 
 class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, DefaultParamsWritable):
@@ -70,6 +71,8 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
             )
         require(self.getHandleInvalid() in HANDLE_INVALID, owner, "handleInvalid",
                 f"one of {list(HANDLE_INVALID)}", self.getHandleInvalid())
+        require(self.getRebalance() in REBALANCE, owner, "rebalance", f"one of {list(REBALANCE)}",
+                self.getRebalance())
         self._check_processes(spark, owner)
         self._max_attempts(spark)
         ckpt = self.getCheckpointDir()
@@ -134,6 +137,7 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
             num_processes=self.getNumProcesses(),
         )
         self._spec().check_kwargs(in_features=num_features, out_features=num_outputs)
+        prepared = self._weighted(prepared, num_outputs)
         if self.getLocalMode():
             check_driver_collect(stats.rows, num_features, conf.max_result_size(spark),
                                  owner=owner)
@@ -151,6 +155,10 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
         )
         self._copyValues(model)
         return model
+
+    def _weighted(self, prepared: DataFrame, num_outputs: int) -> DataFrame:
+        """Hook for per-row loss weights beyond weightCol (classifiers: classWeights)."""
+        return prepared
 
     def _max_attempts(self, spark: SparkSession) -> int:
         attempts = self.getMaxTrainAttempts()
@@ -301,6 +309,7 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
                 & ~F.exists(feats, lambda x: x.isNull() | F.isnan(x))
             )
         spark = dataset.sparkSession
+        dataset = self._maybe_rebalance(dataset, owner)
         threads = conf.get_int(spark, conf.INFERENCE_THREADS) or conf.task_cpus(spark)
         task = ScoringTask(
             key=f"{self._digest()}:{self.getModel()}:{self.getOrDefault(self.modelParams)}",
@@ -311,6 +320,22 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
             use_gpu=self.getUseGpu(), outputs=self._outputs(),
         )
         return dataset, scoring_udf(task)(feats)
+
+    def _maybe_rebalance(self, dataset: DataFrame, owner: str) -> DataFrame:
+        """Apply the ``rebalance`` Param: even out lopsided partitions before scoring."""
+        from spark_dl.skew import partition_stats, rebalance
+
+        mode = self.getRebalance()
+        require(mode in REBALANCE, owner, "rebalance", f"one of {list(REBALANCE)}", mode)
+        if mode == "never":
+            return dataset
+        stats = partition_stats(dataset)
+        threshold = conf.get_float(dataset.sparkSession, conf.SKEW_RATIO)
+        if mode == "always" or stats.max_over_mean > threshold:
+            logger.info("%s: rebalancing %d rows over %d partitions (max/mean %.2f)", owner,
+                        stats.rows, stats.num_partitions, stats.max_over_mean)
+            return rebalance(dataset, stats=stats)
+        return dataset
 
     # ------------------------------------------------------------------ persistence
     def write(self) -> TorchModelWriter:

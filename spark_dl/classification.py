@@ -2,19 +2,46 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pyspark import keyword_only
 from pyspark.ml.functions import array_to_vector
+from pyspark.ml.param import Param, Params
 from pyspark.ml.param.shared import HasProbabilityCol, HasRawPredictionCol
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from spark_dl.base import _tmp_col, _TorchEstimator, _TorchModel
+from spark_dl.params import to_json_object
+
+
+def _to_class_weights(value: Any) -> str:
+    """Type converter: 'none', 'balanced', or a class -> weight map (dict or JSON object)."""
+    if isinstance(value, str) and value.strip().lower() in ("none", "balanced"):
+        return value.strip().lower()
+    return to_json_object(value)
 
 
 class _TorchClassifierParams(HasProbabilityCol, HasRawPredictionCol):
-    """Output columns of a classifier, as in Spark's own classifiers."""
+    """Output columns and class weighting of a classifier."""
+
+    classWeights: Param[str] = Param(
+        Params._dummy(),
+        "classWeights",
+        "Per-class loss weights: 'none', 'balanced' (n_rows / (n_classes * n_rows_of_class), "
+        "from class counts computed by Spark), or a map from class index to weight such as "
+        '{"1": 50.0} (unlisted classes weigh 1). Multiplies weightCol when both are set.',
+        typeConverter=_to_class_weights,
+    )
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._setDefault(classWeights="none")
+
+    def getClassWeights(self) -> str:
+        """Gets the value of classWeights ('none', 'balanced' or a JSON map)."""
+        return self.getOrDefault(self.classWeights)
 
 
 class TorchClassifier(_TorchEstimator, _TorchClassifierParams):
@@ -67,6 +94,8 @@ class TorchClassifier(_TorchEstimator, _TorchClassifierParams):
         handleInvalid: str = "error",
         maxTrainAttempts: int | None = None,
         resume: bool = False,
+        rebalance: str = "auto",
+        classWeights: Any = "none",
     ) -> None:
         super().__init__()
         self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
@@ -98,12 +127,44 @@ class TorchClassifier(_TorchEstimator, _TorchClassifierParams):
         handleInvalid: str = "error",
         maxTrainAttempts: int | None = None,
         resume: bool = False,
+        rebalance: str = "auto",
+        classWeights: Any = "none",
     ) -> TorchClassifier:
         """Sets params for this TorchClassifier (keyword arguments only)."""
         return self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
 
     def _model_class(self) -> type[TorchClassificationModel]:
         return TorchClassificationModel
+
+    def _weighted(self, prepared: DataFrame, num_outputs: int) -> DataFrame:
+        """Multiply each training row's weight by its class weight (``classWeights``)."""
+        weights = self._class_weights(prepared, num_outputs)
+        if weights is None:
+            return prepared
+        per_class = F.array(*[F.lit(float(w)) for w in weights])
+        return prepared.withColumn("w", F.col("w") * F.element_at(per_class,
+                                                                  F.col("y").cast("int") + 1))
+
+    def _class_weights(self, prepared: DataFrame, k: int) -> list[float] | None:
+        spec = self.getClassWeights()
+        if spec == "none":
+            return None
+        if spec == "balanced":
+            counts = {int(r["y"]): int(r["count"]) for r in
+                      prepared.filter(~F.col("v")).groupBy("y").count().collect()}
+            present = [c for c in range(k) if counts.get(c)]
+            total = sum(counts.values())
+            return [total / (len(present) * counts[c]) if counts.get(c) else 0.0
+                    for c in range(k)]
+        weights = [1.0] * k
+        for key, value in json.loads(spec).items():
+            if not (str(key).isdigit() and int(key) < k) or not (
+                    isinstance(value, (int, float)) and value >= 0):
+                raise ValueError(
+                    f"The 'classWeights' parameter of TorchClassifier maps class indices "
+                    f"0..{k - 1} to weights >= 0. Got {key!r}: {value!r}.")
+            weights[int(key)] = float(value)
+        return weights
 
 
 class TorchClassificationModel(_TorchModel, _TorchClassifierParams):

@@ -11,6 +11,8 @@ from typing import Any
 COLLECTIVE_TIMEOUT = ("spark.dl.train.collectiveTimeoutSeconds", 600)
 #: Training attempts per fit() when the maxTrainAttempts Param is unset.
 MAX_TRAIN_ATTEMPTS = ("spark.dl.train.maxAttempts", 2)
+#: transform() rebalances (rebalance='auto') when max rows per partition / mean exceeds this.
+SKEW_RATIO = ("spark.dl.skew.maxPartitionRatio", 2.0)
 #: Rows per forward pass when scoring (Arrow batches are split into chunks of this size).
 INFERENCE_BATCH_SIZE = ("spark.dl.inference.batchSize", 4096)
 #: torch intra-op threads per scoring task; 0 means spark.task.cpus.
@@ -37,3 +39,13 @@ def max_result_size(spark: Any) -> int:
     raw = spark.conf.get("spark.driver.maxResultSize", "1g")
     jvm = spark.sparkContext._jvm
     return int(jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(raw))
+
+
+def get_float(spark: Any, setting: tuple[str, float]) -> float:
+    """Read a float ``spark.dl.*`` conf, with the error naming the key on a bad value."""
+    key, default = setting
+    raw = spark.conf.get(key, str(default))
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"Spark conf {key!r} must be a number. Got {raw!r}.") from None

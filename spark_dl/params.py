@@ -149,6 +149,16 @@ class _TorchStageParams(
         typeConverter=TypeConverters.toBoolean,
     )
 
+    rebalance: Param[str] = Param(
+        Params._dummy(),
+        "rebalance",
+        "Whether transform() first evens rows across partitions so that no task straggles: "
+        "'auto' (when the largest partition holds more than spark.dl.skew.maxPartitionRatio "
+        "times the mean; costs one counting pass), 'always' or 'never'. Training on the "
+        "executors always deals rows evenly, one partition per rank.",
+        typeConverter=TypeConverters.toString,
+    )
+
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self._setDefault(
@@ -167,6 +177,7 @@ class _TorchStageParams(
             handleInvalid="error",
             seed=0,
             resume=False,
+            rebalance="auto",
         )
 
     # Getters (setters live on the estimator / model, as in pyspark.ml).
@@ -222,6 +233,10 @@ class _TorchStageParams(
         """Gets the value of maxTrainAttempts, or None when unset (the Spark conf decides)."""
         return self.getOrDefault(self.maxTrainAttempts) if self.isDefined(
             self.maxTrainAttempts) else None
+
+    def getRebalance(self) -> str:
+        """Gets the value of rebalance or its default value."""
+        return self.getOrDefault(self.rebalance)
 
     def getResume(self) -> bool:
         """Gets the value of resume or its default value."""

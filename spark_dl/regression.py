@@ -50,6 +50,7 @@ class TorchRegressor(_TorchEstimator):
         handleInvalid: str = "error",
         maxTrainAttempts: int | None = None,
         resume: bool = False,
+        rebalance: str = "auto",
     ) -> None:
         super().__init__()
         self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
@@ -79,6 +80,7 @@ class TorchRegressor(_TorchEstimator):
         handleInvalid: str = "error",
         maxTrainAttempts: int | None = None,
         resume: bool = False,
+        rebalance: str = "auto",
     ) -> TorchRegressor:
         """Sets params for this TorchRegressor (keyword arguments only)."""
         return self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})

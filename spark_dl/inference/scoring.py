@@ -146,7 +146,10 @@ def score_array(arr: pa.Array, task: ScoringTask) -> pa.Array:
         pred = out.reshape(len(X), -1)[:, 0].astype(np.float64)
         pred[~valid] = np.nan
         return pa.array(pred)
+    # Logits centred per row: softmax is unchanged, and for two classes rawPrediction[1]
+    # becomes the margin, which BinaryClassificationEvaluator ranks by (as Spark's own).
     logits = out.astype(np.float64)
+    logits -= logits.mean(axis=1, keepdims=True)
     fields = {
         "raw": lambda: logits,
         "prob": lambda: torch.softmax(torch.from_numpy(logits), dim=1).numpy(),

@@ -5,6 +5,7 @@ Importing this package has no side effects: it neither starts Spark nor imports 
 
 from spark_dl.classification import TorchClassificationModel, TorchClassifier
 from spark_dl.errors import TrainingFailedError
+from spark_dl.feature import SequenceWindower
 from spark_dl.regression import TorchRegressionModel, TorchRegressor
 
 __version__ = "0.1.0"
@@ -15,5 +16,6 @@ __all__ = [
     "TorchRegressor",
     "TorchRegressionModel",
     "TrainingFailedError",
+    "SequenceWindower",
     "__version__",
 ]

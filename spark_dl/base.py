@@ -22,6 +22,7 @@ from spark_dl.params import OPTIMIZERS, _TorchStageParams
 from spark_dl.training.preflight import check_cluster, check_driver_collect
 from spark_dl.persistence import TorchModelReader, TorchModelWriter, check_safetensors, digest
 from spark_dl.validation import (
+    HANDLE_INVALID,
     check_features_column,
     check_numeric_column,
     check_stats,
@@ -32,7 +33,6 @@ from spark_dl.validation import (
 )
 
 logger = logging.getLogger(__name__)
-HANDLE_INVALID = ("error", "skip", "keep")
 REBALANCE = ("auto", "always", "never")
 
 

@@ -25,6 +25,8 @@ from pyspark.sql.types import (
     StructType,
 )
 
+#: Spark's handleInvalid values.
+HANDLE_INVALID = ("error", "skip", "keep")
 _FLOAT_ELEMENTS = (FloatType, DoubleType)
 _INT_ELEMENTS = (IntegerType, LongType, ShortType)
 

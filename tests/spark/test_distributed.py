@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 from datagen import blobs, vector_df
 from pyspark.ml.evaluation import MulticlassClassificationEvaluator
-from pyspark.sql import functions as F
 
 from spark_dl import TorchClassifier, TrainingFailedError
 

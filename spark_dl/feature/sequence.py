@@ -1,0 +1,361 @@
+"""Fixed-length windows over per-key time series, for LSTM, Transformer and autoencoder training.
+
+Driver side: :class:`SequenceWindower` validates its Params, sorts the rows by key and
+time (range partitioning, so a hot key is spread over many tasks), gives every row its
+position within its key, and cuts each key into chunks of ``maxRowsPerTask`` rows that
+overlap by ``windowLength - 1 + horizon`` rows (the halo). Executor side:
+:func:`chunk_windows` turns one chunk into windows with numpy, given plain values only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark import keyword_only
+from pyspark.ml import Transformer
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import HasOutputCol
+from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ArrayType,
+    DateType,
+    DoubleType,
+    FloatType,
+    NumericType,
+    StructField,
+    StructType,
+    TimestampNTZType,
+    TimestampType,
+)
+
+from spark_dl.feature._windows import WindowSpec, _group_function
+from spark_dl.validation import HANDLE_INVALID, check_column_exists, check_numeric_column, require
+
+WINDOW_START, WINDOW_END = "windowStart", "windowEnd"
+_OWNER = "SequenceWindower"
+_TIME_TYPES = (TimestampType, TimestampNTZType, DateType, NumericType)
+
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The resolved, validated Params of one transform() call."""
+
+    key: str
+    time: str
+    values: tuple[str, ...]
+    label: str | None
+    handle: str
+    spec: WindowSpec
+
+
+class _SequenceWindowerParams(HasOutputCol):
+    """Params of :class:`SequenceWindower`."""
+
+    keyCol: Param[str] = Param(
+        Params._dummy(), "keyCol",
+        "Column naming the series each row belongs to; rows with equal keys form one series.",
+        typeConverter=TypeConverters.toString,
+    )
+    timeCol: Param[str] = Param(
+        Params._dummy(), "timeCol",
+        "Timestamp, date or numeric column that orders the rows of each series.",
+        typeConverter=TypeConverters.toString,
+    )
+    valueCols: Param[list[str]] = Param(
+        Params._dummy(), "valueCols",
+        "Numeric columns holding the F values of each time step, in this order.",
+        typeConverter=TypeConverters.toListString,
+    )
+    windowLength: Param[int] = Param(
+        Params._dummy(), "windowLength",
+        "Number of time steps T in each window (>= 1).",
+        typeConverter=TypeConverters.toInt,
+    )
+    step: Param[int] = Param(
+        Params._dummy(), "step",
+        "Rows between the starts of consecutive windows of a series (>= 1).",
+        typeConverter=TypeConverters.toInt,
+    )
+    horizon: Param[int] = Param(
+        Params._dummy(), "horizon",
+        "The label is read this many rows after a window's last step (>= 0); a window needs "
+        "that row to exist even without labelCol.",
+        typeConverter=TypeConverters.toInt,
+    )
+    labelCol: Param[str] = Param(
+        Params._dummy(), "labelCol",
+        "Optional numeric column whose value at row start + windowLength - 1 + horizon of the "
+        "series becomes the window's label. Unset: no label column.",
+        typeConverter=TypeConverters.toString,
+    )
+    outputLabelCol: Param[str] = Param(
+        Params._dummy(), "outputLabelCol",
+        "Output column holding each window's label (double), when labelCol is set.",
+        typeConverter=TypeConverters.toString,
+    )
+    maxRowsPerTask: Param[int] = Param(
+        Params._dummy(), "maxRowsPerTask",
+        "A series with more rows is cut into chunks of this many rows, so no task holds it "
+        "whole (>= windowLength + horizon).",
+        typeConverter=TypeConverters.toInt,
+    )
+    handleInvalid: Param[str] = Param(
+        Params._dummy(), "handleInvalid",
+        "What to do with null keys or times and null or NaN values or labels: 'skip' drops "
+        "them (and the windows holding them), 'error' raises, 'keep' keeps null keys as a "
+        "series, NaN values in windows and null labels.",
+        typeConverter=TypeConverters.toString,
+    )
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._setDefault(step=1, horizon=0, outputCol="features", outputLabelCol="label",
+                         maxRowsPerTask=100_000, handleInvalid="skip")
+
+    def _get(self, param: Param) -> Any:
+        return self.getOrDefault(param) if self.isDefined(param) else None
+
+    def getKeyCol(self) -> str:
+        """Gets the value of keyCol."""
+        return self._get(self.keyCol)
+
+    def getTimeCol(self) -> str:
+        """Gets the value of timeCol."""
+        return self._get(self.timeCol)
+
+    def getValueCols(self) -> list[str]:
+        """Gets the value of valueCols."""
+        return self._get(self.valueCols)
+
+    def getWindowLength(self) -> int:
+        """Gets the value of windowLength."""
+        return self._get(self.windowLength)
+
+    def getStep(self) -> int:
+        """Gets the value of step or its default value."""
+        return self.getOrDefault(self.step)
+
+    def getHorizon(self) -> int:
+        """Gets the value of horizon or its default value."""
+        return self.getOrDefault(self.horizon)
+
+    def getLabelCol(self) -> str | None:
+        """Gets the value of labelCol, or None when unset."""
+        return self._get(self.labelCol)
+
+    def getOutputLabelCol(self) -> str:
+        """Gets the value of outputLabelCol or its default value."""
+        return self.getOrDefault(self.outputLabelCol)
+
+    def getMaxRowsPerTask(self) -> int:
+        """Gets the value of maxRowsPerTask or its default value."""
+        return self.getOrDefault(self.maxRowsPerTask)
+
+    def getHandleInvalid(self) -> str:
+        """Gets the value of handleInvalid or its default value."""
+        return self.getOrDefault(self.handleInvalid)
+
+
+class SequenceWindower(Transformer, _SequenceWindowerParams, DefaultParamsReadable,
+                       DefaultParamsWritable):
+    """Turns per-key time series into fixed-length windows, one output row per window.
+
+    Within each key the rows are sorted by ``timeCol``; a window is ``windowLength`` (T)
+    consecutive rows, flattened row-major into ``outputCol`` (``array<float>`` of T * F
+    values: step 0's F ``valueCols``, then step 1's, ...). Windows start at rows 0, step,
+    2*step, ... of the key and need ``T + horizon`` rows, so the label row exists:
+    ``outputLabelCol`` is ``labelCol`` (as double) at row ``start + T - 1 + horizon``.
+    Output columns: keyCol, ``windowStart`` and ``windowEnd`` (the times of the first and
+    last step), outputCol and, when labelCol is set, outputLabelCol. Other input columns
+    are not carried over.
+
+    Hot keys: no task holds all rows of a key with more than ``maxRowsPerTask`` rows. Rows
+    are range-partitioned by (key, time), numbered, and cut into chunks of ``maxRowsPerTask``
+    rows per key; each chunk also receives the next ``T - 1 + horizon`` rows, so every
+    pandas group holds at most ``maxRowsPerTask + T - 1 + horizon`` rows. The output does
+    not depend on ``maxRowsPerTask``. Each key's first row index (one row per key) is
+    broadcast. ``transform()`` runs one small job (rows per partition) eagerly; the input
+    must be deterministic across jobs (cache it otherwise; a mismatch is detected and
+    raised, never silently windowed).
+
+    Edge cases:
+
+    * Unsorted input is sorted by time within each key.
+    * Duplicate timestamps are kept and each counts as a step; ties are ordered by the
+      value columns (then the label), so the output is deterministic.
+    * Gaps in time are not filled: windows count rows, not time. To drop windows that
+      span a gap, keep those whose ``windowEnd - windowStart`` is (T - 1) sampling steps.
+    * A series shorter than ``T + horizon`` rows yields no windows (no error).
+    * ``handleInvalid``: a null key or time, and a null or NaN value or label, are invalid.
+      ``'skip'`` (default) drops rows with a null key or time, and the windows holding a
+      null/NaN value or label (such a row still counts as a step, so windows never stitch
+      across it). ``'error'`` raises a ValueError naming the column and the count before
+      any output. ``'keep'`` treats null keys as one series of their own and keeps every
+      window: a null/NaN value is NaN in outputCol, a null/NaN label is a null
+      outputLabelCol. Rows with a null time are still dropped (they have no place).
+
+    Examples
+    --------
+    >>> df = spark.createDataFrame([("a", t, float(t), 10.0 * t) for t in range(6)],
+    ...                            "k string, t long, x double, y double")
+    >>> w = SequenceWindower(keyCol="k", timeCol="t", valueCols=["x"], windowLength=3,
+    ...                      step=2, horizon=1, labelCol="y")
+    >>> out = w.transform(df).orderBy("windowStart")
+    >>> [(r.windowStart, r.features, r.label) for r in out.collect()]
+    [(0, [0.0, 1.0, 2.0], 30.0), (2, [2.0, 3.0, 4.0], 50.0)]
+    """
+
+    @keyword_only
+    def __init__(self, *, keyCol: str | None = None, timeCol: str | None = None,
+                 valueCols: list[str] | None = None, windowLength: int | None = None,
+                 step: int = 1, horizon: int = 0, labelCol: str | None = None,
+                 outputCol: str = "features", outputLabelCol: str = "label",
+                 maxRowsPerTask: int = 100_000, handleInvalid: str = "skip") -> None:
+        super().__init__()
+        self.setParams(**self._input_kwargs)
+
+    @keyword_only
+    def setParams(self, *, keyCol: str | None = None, timeCol: str | None = None,
+                  valueCols: list[str] | None = None, windowLength: int | None = None,
+                  step: int = 1, horizon: int = 0, labelCol: str | None = None,
+                  outputCol: str = "features", outputLabelCol: str = "label",
+                  maxRowsPerTask: int = 100_000, handleInvalid: str = "skip"
+                  ) -> SequenceWindower:
+        """Sets params for this SequenceWindower."""
+        return self._set(**self._input_kwargs)
+
+    # ------------------------------------------------------------------ driver: validation
+    def _resolve(self, schema: StructType) -> _Plan:
+        """Validate every Param against ``schema`` (no Spark job) into plain values."""
+        self._check_ranges()
+        key, time, values = self.getKeyCol(), self.getTimeCol(), tuple(self.getValueCols())
+        check_column_exists(schema, key, "keyCol", _OWNER)
+        time_type = check_column_exists(schema, time, "timeCol", _OWNER)
+        if not isinstance(time_type, _TIME_TYPES):
+            raise TypeError(f"The 'timeCol' column {time!r} of {_OWNER} must be a timestamp, "
+                            f"date or numeric column. Got {time_type.simpleString()}.")
+        for col in values:
+            check_numeric_column(schema, col, "valueCols", _OWNER)
+        label = self.getLabelCol()
+        if label is not None:
+            check_numeric_column(schema, label, "labelCol", _OWNER)
+        names: tuple[str, ...] = (key, WINDOW_START, WINDOW_END, self.getOutputCol())
+        names += (self.getOutputLabelCol(),) if label is not None else ()
+        if len(set(names)) < len(names):
+            raise ValueError(f"The output columns of {_OWNER} must have distinct names "
+                             f"(keyCol, windowStart, windowEnd, outputCol, outputLabelCol). "
+                             f"Got {list(names)}.")
+        spec = WindowSpec(self.getWindowLength(), self.getStep(), self.getHorizon(),
+                          self.getMaxRowsPerTask(), len(values), label is not None,
+                          self.getHandleInvalid() == "skip", names)
+        return _Plan(key, time, values, label, self.getHandleInvalid(), spec)
+
+    def _check_ranges(self) -> None:
+        for name in ("keyCol", "timeCol", "valueCols", "windowLength"):
+            require(self._get(self.getParam(name)) is not None, _OWNER, name, "set", None)
+        t, step = self.getWindowLength(), self.getStep()
+        h, m = self.getHorizon(), self.getMaxRowsPerTask()
+        values = self.getValueCols()
+        require(len(values) > 0, _OWNER, "valueCols", "a non-empty list of column names", values)
+        require(t >= 1, _OWNER, "windowLength", "an int >= 1", t)
+        require(step >= 1, _OWNER, "step", "an int >= 1", step)
+        require(h >= 0, _OWNER, "horizon", "an int >= 0", h)
+        require(m >= t + h, _OWNER, "maxRowsPerTask",
+                f"an int >= windowLength + horizon ({t + h})", m)
+        handle = self.getHandleInvalid()
+        require(handle in HANDLE_INVALID, _OWNER, "handleInvalid",
+                f"one of {list(HANDLE_INVALID)}", handle)
+
+    def transformSchema(self, schema: StructType) -> StructType:
+        """The output schema, from the input schema alone (validates the Params)."""
+        return _output_schema(schema, self._resolve(schema))
+
+    # ------------------------------------------------------------------ driver: plan
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        plan = self._resolve(dataset.schema)
+        if plan.handle == "error":
+            _raise_on_invalid(dataset, plan)
+        schema = _output_schema(dataset.schema, plan)
+        groups = self._chunks(dataset, plan).groupBy("_k", "_chunk")
+        return groups.applyInPandas(_group_function(plan.spec), schema)
+
+    def _chunks(self, dataset: DataFrame, plan: _Plan | None = None) -> DataFrame:
+        """The rows each pandas group receives, halo rows included (for tests and debugging).
+
+        Columns ``_k``, ``_t``, ``_v0``... (and ``_y``), ``_pos`` (row index within the key)
+        and ``_chunk``; groups are ``(_k, _chunk)``.
+        """
+        plan = plan or self._resolve(dataset.schema)
+        m, halo = plan.spec.max_rows, plan.spec.halo
+        rows = _with_positions(_sorted_rows(dataset, plan))
+        own = F.expr(f"_pos div {m}")
+        borrowed = (F.pmod(F.col("_pos"), F.lit(m)) < halo) & (own > 0)
+        chunks = F.when(borrowed, F.array(own, own - 1)).otherwise(F.array(own))
+        return rows.select("*", F.explode(chunks).alias("_chunk"))
+
+
+def _output_schema(schema: StructType, plan: _Plan) -> StructType:
+    key, start, end, out = plan.spec.names[:4]
+    time_type = schema[plan.time].dataType
+    fields = [StructField(key, schema[plan.key].dataType), StructField(start, time_type),
+              StructField(end, time_type), StructField(out, ArrayType(FloatType()))]
+    if plan.label is not None:
+        fields.append(StructField(plan.spec.names[4], DoubleType()))
+    return StructType(fields)
+
+
+def _null_or_nan(col: str) -> Column:
+    return F.col(col).isNull() | F.isnan(F.col(col).cast("double"))
+
+
+def _raise_on_invalid(df: DataFrame, plan: _Plan) -> None:
+    """handleInvalid='error': one aggregation counting invalid entries per column."""
+    checks = [("keyCol", plan.key, F.col(plan.key).isNull(), "null"),
+              ("timeCol", plan.time, F.col(plan.time).isNull(), "null")]
+    checks += [("valueCols", c, _null_or_nan(c), "null or NaN") for c in plan.values]
+    if plan.label is not None:
+        checks.append(("labelCol", plan.label, _null_or_nan(plan.label), "null or NaN"))
+    row = df.agg(*[F.sum(F.when(cond, 1).otherwise(0)).alias(f"c{i}")
+                   for i, (_, _, cond, _) in enumerate(checks)]).first()
+    for i, (param, col, _, what) in enumerate(checks):
+        if row is not None and row[f"c{i}"]:
+            raise ValueError(
+                f"The '{param}' column {col!r} of {_OWNER} has {row[f'c{i}']} {what} value(s) "
+                "and handleInvalid='error'. Filter or impute them first, or set "
+                "handleInvalid='skip' (drops them) or 'keep'."
+            )
+
+
+def _sorted_rows(df: DataFrame, plan: _Plan) -> DataFrame:
+    """Project to internal names and sort by key, time, values, label (range partitioning)."""
+    cols = [F.col(plan.key).alias("_k"), F.col(plan.time).alias("_t")]
+    cols += [F.col(c).cast("double").alias(f"_v{i}") for i, c in enumerate(plan.values)]
+    if plan.label is not None:
+        cols.append(F.col(plan.label).cast("double").alias("_y"))
+    rows = df.select(*cols).where(F.col("_t").isNotNull())
+    if plan.handle != "keep":
+        rows = rows.where(F.col("_k").isNotNull())
+    # Every projected column is a sort key, so rows that tie are identical.
+    return rows.orderBy(*rows.columns)
+
+
+def _with_positions(rows: DataFrame) -> DataFrame:
+    """Add ``_pos``, each row's index within its key, without gathering a key in one task."""
+    pid = F.spark_partition_id()
+    local = F.monotonically_increasing_id() - F.shiftleft(pid.cast("long"), 33)
+    numbered = rows.select("*", pid.alias("_p"), local.alias("_l"))
+    counts = {int(r["_p"]): int(r["count"]) for r in numbered.groupBy("_p").count().collect()}
+    offsets, acc = [], 0
+    for p in range(max(counts, default=-1) + 1):
+        offsets.append(acc)
+        acc += counts.get(p, 0)
+    offset = F.element_at(F.array(*[F.lit(o).cast("long") for o in offsets or [0]]),
+                          F.col("_p") + 1)
+    indexed = numbered.select(*rows.columns, (offset + F.col("_l")).alias("_gid"))
+    firsts = indexed.groupBy(F.col("_k").alias("_fk")).agg(F.min("_gid").alias("_first"))
+    joined = indexed.join(F.broadcast(firsts), F.col("_k").eqNullSafe(F.col("_fk")))
+    return joined.select(*rows.columns, (F.col("_gid") - F.col("_first")).alias("_pos"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from typing import Any
 from urllib.parse import urlparse
 
@@ -117,6 +118,7 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
         from spark_dl.training.distributor import launch
 
         spark, owner = dataset.sparkSession, type(self).__name__
+        fit_started = time.time()
         self._check_params(spark)
         schema = dataset.schema
         info = check_features_column(schema, self.getFeaturesCol(), owner)
@@ -129,6 +131,7 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
             weight_col, self.getValidationFraction(), self.getSeed(),
         )
         stats = collect_stats(prepared)
+        stats_done = time.time()
         num_features, num_outputs = check_stats(
             stats, owner=owner, features_col=info.column, label_col=self.getLabelCol(),
             weight_col=weight_col, declared_features=info.num_features,
@@ -153,6 +156,8 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
         model = self._model_class()._from_parts(
             result["weights"], num_features, num_outputs, result["history"]
         )
+        model._timings = {"fit_started": fit_started, "data_checked": stats_done,
+                          **result.get("timings", {}), "fit_finished": time.time()}
         self._copyValues(model)
         return model
 
@@ -215,6 +220,7 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
         self._module: Any = None
         self._bc: Any = None
         self._sha: str | None = None
+        self._timings: dict[str, float] = {}
 
     @classmethod
     def _from_parts(cls, weights: bytes, num_features: int, num_outputs: int,
@@ -236,6 +242,21 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
     def history(self) -> list[dict[str, Any]]:
         """Per-epoch training history: epoch, train_loss, and val_loss/val_metric if any."""
         return [dict(e) for e in self._history]
+
+    @property
+    def trainingTimings(self) -> dict[str, float]:
+        """Where fit() spent its time, as seconds since fit() started (rank 0's view).
+
+        Keys, in order: ``data_checked`` (validation job done), ``rank_started`` (the
+        training process began), ``imports_done``, ``process_group_ready``,
+        ``data_loaded``, ``first_step`` (first optimizer step), ``fit_finished``. Empty
+        for a model loaded from disk.
+        """
+        start = self._timings.get("fit_started")
+        if start is None:
+            return {}
+        known = [(k, v) for k, v in self._timings.items() if v is not None and k != "fit_started"]
+        return {k: v - start for k, v in sorted(known, key=lambda kv: kv[1])}
 
     @property
     def torchModule(self) -> Any:

@@ -170,6 +170,7 @@ class Trainer:
         self.has_val = val_n > 0
         self._stream = IndexStream(len(train), cfg.seed, rank) if len(train) else None
         self.steps_run = 0  # optimizer steps in this attempt
+        self.first_step_at: float | None = None  # wall-clock time of this attempt's first step
         self.start_epoch = 0
         self.best: dict[str, Any] = {"loss": math.inf, "state": None, "stale": 0}
 
@@ -234,6 +235,8 @@ class Trainer:
         loss_sum = weight_sum = 0.0
         for _ in range(self.steps_per_epoch):
             ls, ws = self._step(scale)
+            if self.first_step_at is None:
+                self.first_step_at = time.time()
             loss_sum += ls
             weight_sum += ws
             self.steps_run += 1

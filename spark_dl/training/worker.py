@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from datetime import timedelta
 from typing import Any
@@ -21,11 +22,13 @@ def run_rank(cfg: dict[str, Any]) -> None:
     """
     from spark_dl.training.report import ReportClient
 
+    started = time.time()
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     reporter = ReportClient(cfg.get("report_address"), rank)
     try:
         result, steps, history_len = _train(cfg, rank, world)
+        result["timings"]["rank_started"] = started
         if rank == 0:
             reporter.result(result.pop("weights"), **result)
     except BaseException:
@@ -68,12 +71,15 @@ def _train(cfg: dict[str, Any], rank: int, world: int) -> tuple[dict[str, Any], 
     from spark_dl.training.data import load_rank_arrays
     from spark_dl.training.loop import Collective, LoopConfig, RankData, Trainer, make_optimizer
 
+    timings = {"imports_done": time.time()}
     device = _device(cfg["use_gpu"])
     if world > 1:
         backend = "nccl" if cfg["use_gpu"] else "gloo"
         dist.init_process_group(backend, timeout=timedelta(seconds=cfg["timeout_s"]))
     try:
+        timings["process_group_ready"] = time.time()
         arrays = load_rank_arrays(cfg["shard_paths"], rank, cfg["num_features"])
+        timings["data_loaded"] = time.time()
         train, val = (RankData.from_arrays(arrays, m) for m in (~arrays["v"], arrays["v"]))
         torch.manual_seed(cfg["seed"])
         module = ModelSpec.from_json(cfg["spec"]).build(
@@ -97,8 +103,9 @@ def _train(cfg: dict[str, Any], rank: int, world: int) -> tuple[dict[str, Any], 
         _maybe_resume(cfg, trainer, rank)
         history = trainer.fit()
         state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+        timings["first_step"] = trainer.first_step_at
         result = {"weights": st_save(state), "history": history,
-                  "steps_per_epoch": trainer.steps_per_epoch}
+                  "steps_per_epoch": trainer.steps_per_epoch, "timings": timings}
         return result, trainer.steps_run, len(history)
     finally:
         if world > 1 and dist.is_initialized():

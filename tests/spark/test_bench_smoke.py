@@ -1,19 +1,35 @@
-"""The scoring benchmark keeps working: its tiny smoke mode runs in the suite."""
+"""The benchmarks keep working: each one's tiny smoke mode runs in the suite.
+
+Smoke runs are cold and tiny, so their figures are not checked against targets; each
+benchmark asserts its own correctness (every row scored, outputs equal) in smoke mode.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 
 import pytest
 
-BENCH = os.path.join(os.path.dirname(__file__), "..", "..", "bench", "scoring.py")
+BENCH = os.path.join(os.path.dirname(__file__), "..", "..", "bench")
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", os.path.join(BENCH, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.slow
-def test_scoring_benchmark_smoke(spark):
-    spec = importlib.util.spec_from_file_location("bench_scoring", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    results = module.main(["--smoke"])
-    assert set(results["models"]) == {"light", "heavy"}  # each asserted every row came back
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("name,check", [
+    ("scoring", lambda r: set(r["models"]) == {"light", "heavy"}),
+    ("feed", lambda r: r["median"]["ours"] > 0 and r["median"]["pyspark"] > 0),
+    ("partitions", lambda r: r["median"]["t200"] > 0),
+    ("training", lambda r: r["median"]["ours_startup"] > 0 and "first_step" in r["stages"]),
+])
+def test_benchmark_smoke(spark, name, check):
+    assert check(_load(name).main(["--smoke"]))

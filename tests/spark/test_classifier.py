@@ -31,6 +31,9 @@ def test_history_and_torch_module(fitted_clf, binary_df):
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert isinstance(fitted_clf.torchModule, torch.nn.Module)
     assert fitted_clf.numFeatures == 4 and fitted_clf.numClasses == 2
+    timings = fitted_clf.trainingTimings
+    assert list(timings)[0] == "data_checked" and list(timings)[-1] == "fit_finished"
+    assert 0 < timings["rank_started"] < timings["data_loaded"] < timings["first_step"]
     row = binary_df.select("features").first()
     with torch.no_grad():
         logits = fitted_clf.torchModule(torch.tensor(row.features.toArray()[None, :], dtype=torch.float32))

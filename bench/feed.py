@@ -1,0 +1,146 @@
+"""Data-feed benchmark: rows/s from a Spark partition's Arrow file into torch batches.
+
+Both sides start from the same file: the Arrow stream that TorchDistributor's
+``_train_on_dataframe`` writes for each rank (pyspark's ``ArrowStreamSerializer``).
+
+- ours: ``spark_dl.training.data.load_rank_arrays`` (Arrow buffers to numpy, once) plus the
+  training loop's batching (``IndexStream`` + ``index_select``), as every rank does;
+- pyspark: ``pyspark.ml.torch.distributor._get_spark_partition_data_loader``, the loader
+  pyspark offers for that file (it converts to pandas and yields row by row).
+
+Interleaved rounds (ours, pyspark, ours, ...), median of per-round ratios. Target: >= 10x.
+
+    .venv/bin/python bench/feed.py [--rows 200000] [--features 64] [--batch 256] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+TARGET = 10.0
+
+
+def write_partition_file(directory: str, rows: int, features: int,
+                         with_flag: bool = True) -> tuple[str, str]:
+    """The Arrow stream + schema files, as TorchDistributor writes them for one rank.
+
+    pyspark's loader cannot read boolean columns, so its file leaves out the validation
+    flag ``v`` (ours reads one column more).
+    """
+    from pyspark.sql.pandas.serializers import ArrowStreamSerializer
+    from pyspark.sql.types import (ArrayType, BooleanType, DoubleType, FloatType, StructField,
+                                   StructType)
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=rows * features).astype(np.float32)
+    offsets = np.arange(0, (rows + 1) * features, features, dtype=np.int32)
+    columns = {
+        "f": pa.ListArray.from_arrays(pa.array(offsets), pa.array(values)),
+        "y": pa.array(rng.integers(0, 2, rows).astype(np.float64)),
+        "w": pa.array(np.ones(rows)),
+    }
+    fields = [StructField("f", ArrayType(FloatType())), StructField("y", DoubleType()),
+              StructField("w", DoubleType())]
+    if with_flag:
+        columns["v"] = pa.array(np.zeros(rows, dtype=bool))
+        fields.append(StructField("v", BooleanType()))
+    table = pa.table(columns)
+    os.makedirs(directory, exist_ok=True)
+    data_path = os.path.join(directory, "data.arrow")
+    with open(data_path, "wb") as fh:
+        ArrowStreamSerializer().dump_stream(iter(table.to_batches(max_chunksize=10_000)), fh)
+    schema = StructType(fields)
+    schema_path = os.path.join(directory, "schema.json")
+    with open(schema_path, "w", encoding="utf-8") as fh:
+        json.dump(schema.jsonValue(), fh)
+    return data_path, schema_path
+
+
+def _use(files: tuple[str, str]) -> None:
+    os.environ["SPARK_PARTITION_ARROW_DATA_FILE"], os.environ["SPARK_DATAFRAME_SCHEMA_FILE"] = files
+
+
+def feed_ours(rows: int, features: int, batch: int) -> float:
+    """Seconds to read the file and produce every batch the way a spark_dl rank does."""
+    from spark_dl.training.data import load_rank_arrays
+    from spark_dl.training.loop import IndexStream, RankData
+
+    start = time.perf_counter()
+    arrays = load_rank_arrays(None, 0, features)
+    data = RankData.from_arrays(arrays, ~arrays["v"])
+    stream = IndexStream(len(data), seed=0, rank=0)
+    seen = 0
+    while seen < rows:
+        idx = stream.take(batch)
+        x, y = data.X.index_select(0, idx), data.y.index_select(0, idx)
+        seen += len(x)
+    assert x.dtype == torch.float32 and y.shape[0] == batch
+    return time.perf_counter() - start
+
+
+def feed_pyspark(rows: int, batch: int) -> float:
+    """Seconds for pyspark's partition data loader to yield the same number of rows."""
+    from pyspark.ml.torch.distributor import _get_spark_partition_data_loader
+
+    start = time.perf_counter()
+    seen = 0
+    for parts in _get_spark_partition_data_loader(rows, batch, num_workers=0):
+        seen += len(parts[1])
+    assert seen == rows
+    return time.perf_counter() - start
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--features", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--smoke", action="store_true", help="tiny, one round; for the tests")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.rows, args.rounds = 5_000, 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark, print a table, return the results."""
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="spark_dl-feed-") as tmp:
+        mine = write_partition_file(os.path.join(tmp, "ours"), args.rows, args.features)
+        theirs_files = write_partition_file(os.path.join(tmp, "pyspark"), args.rows,
+                                            args.features, with_flag=False)
+        rounds = []
+        for _ in range(args.rounds + (0 if args.smoke else 1)):  # first round = warm-up
+            _use(mine)
+            ours = args.rows / feed_ours(args.rows, args.features, args.batch)
+            _use(theirs_files)
+            theirs = args.rows / feed_pyspark(args.rows, args.batch)
+            rounds.append({"ours": ours, "pyspark": theirs, "ratio": ours / theirs})
+        counted = rounds if args.smoke else rounds[1:]
+    med = {k: statistics.median(r[k] for r in counted) for k in ("ours", "pyspark", "ratio")}
+    status = "PASS" if med["ratio"] >= TARGET else "FAIL"
+    print(f"\nrows={args.rows:,} features={args.features} batch={args.batch} "
+          f"rounds={len(counted)}" + (" (smoke)" if args.smoke else ""))
+    print("| feed | median rows/s |\n| --- | ---: |")
+    print(f"| ours: load_rank_arrays + IndexStream batches | {med['ours']:,.0f} |")
+    print(f"| pyspark: _get_spark_partition_data_loader | {med['pyspark']:,.0f} |")
+    print(f"\nours/pyspark median {med['ratio']:.1f}x "
+          f"(min {min(r['ratio'] for r in counted):.1f}, max {max(r['ratio'] for r in counted):.1f});"
+          f" target >= {TARGET:.0f}x: {status}")
+    return {"rounds": counted, "median": med, "target": TARGET, "pass": med["ratio"] >= TARGET}
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main()["pass"] else 1)

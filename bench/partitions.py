@@ -1,0 +1,72 @@
+"""Many small partitions: scoring the same rows in 200 partitions against 2.
+
+With one network build per Python worker (not per partition or task), 100x more tasks
+should cost little. Interleaved rounds (2, 200, 2, 200, ...), median of per-round ratios
+of wall time. Target: t(200) / t(2) <= 1.2.
+
+    .venv/bin/python bench/partitions.py [--rows 400000] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from scoring import fit_model, get_spark, make_data, noop_write  # noqa: E402
+
+TARGET = 1.2
+
+
+def timed_transform(model: Any, df: Any) -> float:
+    start = time.perf_counter()
+    noop_write(model.transform(df))
+    return time.perf_counter() - start
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=400_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--many", type=int, default=200, help="partitions of the many-case")
+    parser.add_argument("--smoke", action="store_true", help="tiny, one round; for the tests")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.rows, args.rounds, args.many = 4_000, 1, 20
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark, print a table, return the results."""
+    args = parse_args(argv)
+    spark, created = get_spark()
+    try:
+        few, many = make_data(spark, args.rows, 2), make_data(spark, args.rows, args.many)
+        model = fit_model(few, [32])
+        assert model.transform(many).agg({"prediction": "count"}).first()[0] == args.rows
+        rounds = []
+        for _ in range(args.rounds + (0 if args.smoke else 1)):  # first round = warm-up
+            t2, t200 = timed_transform(model, few), timed_transform(model, many)
+            rounds.append({"t2": t2, "t200": t200, "ratio": t200 / t2})
+    finally:
+        if created:
+            spark.stop()
+    counted = rounds if args.smoke else rounds[1:]
+    med = {k: statistics.median(r[k] for r in counted) for k in ("t2", "t200", "ratio")}
+    ok = med["ratio"] <= TARGET
+    print(f"\nrows={args.rows:,} rounds={len(counted)}" + (" (smoke)" if args.smoke else ""))
+    print("| partitions | median seconds |\n| ---: | ---: |")
+    print(f"| 2 | {med['t2']:.2f} |\n| {args.many} | {med['t200']:.2f} |")
+    print(f"\nt({args.many})/t(2) median {med['ratio']:.2f} (min {min(r['ratio'] for r in counted):.2f}, "
+          f"max {max(r['ratio'] for r in counted):.2f}); target <= {TARGET}: "
+          f"{'PASS' if ok else 'FAIL'}")
+    return {"rounds": counted, "median": med, "target": TARGET, "pass": ok}
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main()["pass"] else 1)

@@ -339,15 +339,21 @@ def _sorted_rows(df: DataFrame, plan: _Plan) -> DataFrame:
     rows = df.select(*cols).where(F.col("_t").isNotNull())
     if plan.handle != "keep":
         rows = rows.where(F.col("_k").isNotNull())
-    # Every projected column is a sort key, so rows that tie are identical.
-    return rows.orderBy(*rows.columns)
+    # Every projected column is a sort key, so rows that tie are identical. An explicit
+    # partition count keeps adaptive execution from coalescing the range partitions.
+    n = int(df.sparkSession.conf.get("spark.sql.shuffle.partitions", "200"))
+    return rows.repartitionByRange(n, *rows.columns).sortWithinPartitions(*rows.columns)
 
 
 def _with_positions(rows: DataFrame) -> DataFrame:
     """Add ``_pos``, each row's index within its key, without gathering a key in one task."""
     pid = F.spark_partition_id()
     local = F.monotonically_increasing_id() - F.shiftleft(pid.cast("long"), 33)
-    numbered = rows.select("*", pid.alias("_p"), local.alias("_l"))
+    # Spark's range partitioner samples with a seed tied to the RDD id, so every
+    # re-evaluation of the sort may split partitions differently. Materialize the sorted,
+    # numbered rows once (a local checkpoint on the executors) so the counting job, the
+    # per-key minimum and the windowing all see the same partitions.
+    numbered = rows.select("*", pid.alias("_p"), local.alias("_l")).localCheckpoint(eager=True)
     counts = {int(r["_p"]): int(r["count"]) for r in numbered.groupBy("_p").count().collect()}
     offsets, acc = [], 0
     for p in range(max(counts, default=-1) + 1):

@@ -3,9 +3,10 @@
 Importing this package has no side effects: it neither starts Spark nor imports torch.
 """
 
+from spark_dl.anomaly import TorchAnomalyDetectionModel, TorchAnomalyDetector
 from spark_dl.classification import TorchClassificationModel, TorchClassifier
 from spark_dl.errors import TrainingFailedError
-from spark_dl.feature import SequenceWindower
+from spark_dl.feature import SequenceWindower, Vocabulary, VocabularyModel
 from spark_dl.regression import TorchRegressionModel, TorchRegressor
 
 __version__ = "0.1.0"
@@ -15,7 +16,11 @@ __all__ = [
     "TorchClassificationModel",
     "TorchRegressor",
     "TorchRegressionModel",
+    "TorchAnomalyDetector",
+    "TorchAnomalyDetectionModel",
     "TrainingFailedError",
     "SequenceWindower",
+    "Vocabulary",
+    "VocabularyModel",
     "__version__",
 ]

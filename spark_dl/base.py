@@ -18,6 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from spark_dl import conf
+from spark_dl.inputs import InputLayout, check_input_shape, check_network, resolve_layout
 from spark_dl.model_spec import ModelSpec
 from spark_dl.params import OPTIMIZERS, _TorchStageParams
 from spark_dl.training.preflight import check_cluster, check_driver_collect
@@ -27,6 +28,7 @@ from spark_dl.validation import (
     check_features_column,
     check_numeric_column,
     check_stats,
+    check_token_ids,
     collect_stats,
     features_as_float_array,
     nominal_num_classes,
@@ -82,7 +84,9 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
                 f"The 'checkpointDir' parameter of {owner} must be a local or mounted path that "
                 f"the rank-0 process can write. Got {ckpt!r}."
             )
-        self._spec().check_kwargs(in_features=1, out_features=1)
+        check_input_shape(self.getInputShape(), owner)
+        self._spec().check_kwargs(in_features=1, out_features=1,
+                                  input_shape=self.getInputShape() or [1])
 
     def _check_processes(self, spark: SparkSession, owner: str) -> None:
         from spark_dl.training.distributor import check_pyspark, task_slots
@@ -112,6 +116,21 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
     def _spec(self) -> ModelSpec:
         return ModelSpec(self.getModel(), self.getModelParams())
 
+    def _label_col(self) -> str | None:
+        """The label column training reads (None for unsupervised stages)."""
+        return self.getLabelCol()
+
+    def _output_shapes(self, num_features: int, num_outputs: int) -> list[tuple[int, ...]]:
+        """Per-row network output shapes this task accepts."""
+        return [(num_outputs,)]
+
+    def _check_network(self, layout: InputLayout, num_outputs: int, owner: str) -> None:
+        """Build the network on the driver and run it once on zeros: shape errors surface
+        here, with the Params to fix, instead of inside a training process."""
+        spec = self._spec()
+        check_network(spec.build(**layout.injected(num_outputs)), layout,
+                      self._output_shapes(layout.size, num_outputs), owner, self.getModel())
+
     # ------------------------------------------------------------------ fit
     def _fit(self, dataset: DataFrame) -> _TorchModel:
         from spark_dl.training.data import prepare
@@ -122,29 +141,38 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
         self._check_params(spark)
         schema = dataset.schema
         info = check_features_column(schema, self.getFeaturesCol(), owner)
-        check_numeric_column(schema, self.getLabelCol(), "labelCol", owner)
+        label_col = self._label_col()
+        if label_col is not None:
+            check_numeric_column(schema, label_col, "labelCol", owner)
         weight_col = self._weight_col()
         if weight_col:
             check_numeric_column(schema, weight_col, "weightCol", owner)
         prepared = prepare(
-            dataset, features_as_float_array(info.column, info.kind), self.getLabelCol(),
+            dataset, features_as_float_array(info.column, info.kind), label_col,
             weight_col, self.getValidationFraction(), self.getSeed(),
         )
         stats = collect_stats(prepared)
         stats_done = time.time()
         num_features, num_outputs = check_stats(
-            stats, owner=owner, features_col=info.column, label_col=self.getLabelCol(),
+            stats, owner=owner, features_col=info.column, label_col=label_col or "",
             weight_col=weight_col, declared_features=info.num_features,
             classification=self._task == "classification",
-            declared_classes=nominal_num_classes(schema, self.getLabelCol()),
+            declared_classes=nominal_num_classes(schema, label_col) if label_col else None,
             num_processes=self.getNumProcesses(),
         )
-        self._spec().check_kwargs(in_features=num_features, out_features=num_outputs)
+        if self._task == "reconstruction":
+            num_outputs = num_features
+        layout = resolve_layout(self.getInputShape(), num_features,
+                                "int64" if info.kind == "ids" else "float32", owner, info.column)
+        if info.kind == "ids":
+            check_token_ids(stats, info.column, self.getModelParams().get("vocab_size"))
+        self._check_network(layout, num_outputs, owner)
         prepared = self._weighted(prepared, num_outputs)
         if self.getLocalMode():
             check_driver_collect(stats.rows, num_features, conf.max_result_size(spark),
                                  owner=owner)
         cfg = self._train_config(spark, num_features, num_outputs)
+        cfg["layout"] = layout.to_dict()
         logger.info("%s: training on %d rows (%d for validation) with %d process(es)",
                     owner, stats.rows, stats.val_rows, self.getNumProcesses())
         result = launch(
@@ -154,7 +182,7 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
             resume=self.getResume(),
         )
         model = self._model_class()._from_parts(
-            result["weights"], num_features, num_outputs, result["history"]
+            result["weights"], num_features, num_outputs, result["history"], layout
         )
         model._timings = {"fit_started": fit_started, "data_checked": stats_done,
                           **result.get("timings", {}), "fit_finished": time.time()}
@@ -221,15 +249,17 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
         self._bc: Any = None
         self._sha: str | None = None
         self._timings: dict[str, float] = {}
+        self._layout = InputLayout((0,))
 
     @classmethod
     def _from_parts(cls, weights: bytes, num_features: int, num_outputs: int,
-                    history: list[dict[str, Any]]) -> Any:
+                    history: list[dict[str, Any]], layout: InputLayout | None = None) -> Any:
         model = cls()
         model._weights = bytes(weights)
         model._num_features = num_features
         model._num_outputs = num_outputs
         model._history = list(history)
+        model._layout = layout or InputLayout((num_features,))
         return model
 
     # ------------------------------------------------------------------ properties
@@ -265,7 +295,7 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
 
         if self._module is None:
             module = ModelSpec(self.getModel(), self.getModelParams()).build(
-                in_features=self._num_features, out_features=self._num_outputs
+                **self._layout.injected(self._num_outputs)
             )
             module.load_state_dict(st_load(self._weights))
             self._module = module.eval()
@@ -339,6 +369,7 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
             batch_size=conf.get_int(spark, conf.INFERENCE_BATCH_SIZE), threads=threads,
             handle_invalid=handle, features_col=info.column, weights=self._broadcast(spark),
             use_gpu=self.getUseGpu(), outputs=self._outputs(),
+            input_shape=self._layout.shape, input_dtype=self._layout.dtype,
         )
         return dataset, scoring_udf(task)(feats)
 
@@ -359,6 +390,13 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
         return dataset
 
     # ------------------------------------------------------------------ persistence
+    def _extra_metadata(self) -> dict[str, Any]:
+        """Fitted values a subclass saves beside the Params (JSON-serializable)."""
+        return {}
+
+    def _load_extra_metadata(self, metadata: dict[str, Any]) -> None:
+        """Restore what :meth:`_extra_metadata` saved."""
+
     def write(self) -> TorchModelWriter:
         """Returns an MLWriter for this model (metadata JSON + safetensors weights)."""
         return TorchModelWriter(self)

@@ -62,6 +62,15 @@ class _TorchStageParams(
         "accepts them.",
         typeConverter=to_json_object,
     )
+    inputShape: Param[list[int]] = Param(
+        Params._dummy(),
+        "inputShape",
+        "Shape of one row's input tensor, without the batch dimension: [C, H, W] for images, "
+        "[T, F] for windows, [T] for token ids. The flat feature values are read in row-major "
+        "order. Empty (the default): flat vectors. Integer array features reach the network "
+        "as int64 (token ids), all others as float32.",
+        typeConverter=TypeConverters.toListInt,
+    )
     maxEpochs: Param[int] = Param(
         Params._dummy(),
         "maxEpochs",
@@ -164,6 +173,7 @@ class _TorchStageParams(
         self._setDefault(
             model="mlp",
             modelParams="{}",
+            inputShape=[],
             maxEpochs=10,
             batchSize=64,
             learningRate=1e-3,
@@ -188,6 +198,10 @@ class _TorchStageParams(
     def getModelParams(self) -> dict[str, Any]:
         """Gets the value of modelParams, parsed into a dict."""
         return json.loads(self.getOrDefault(self.modelParams))
+
+    def getInputShape(self) -> list[int]:
+        """Gets the value of :py:attr:`inputShape` ([] for flat vectors)."""
+        return list(self.getOrDefault(self.inputShape))
 
     def getMaxEpochs(self) -> int:
         """Gets the value of maxEpochs or its default value."""

@@ -30,6 +30,7 @@ from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReader, 
 
 from spark_dl.errors import UnsafeModelError
 from spark_dl.fs import HadoopFS
+from spark_dl.inputs import InputLayout
 from spark_dl.model_spec import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ class TorchModelWriter(MLWriter):
             "history": inst.history,
             "weightsFormat": WEIGHTS_FORMAT,
             "weightsSha256": inst._digest(),
+            "inputLayout": inst._layout.to_dict(),
+            **inst._extra_metadata(),
         }
         DefaultParamsWriter.saveMetadata(inst, path, self.sc, extraMetadata=extra)
         spark = self.sparkSession
@@ -105,10 +108,13 @@ class TorchModelReader(MLReader):
         spec = ModelSpec(params.get("model", "mlp"), json.loads(params.get("modelParams", "{}")))
         spec.resolve()  # refuses anything but an nn.Module subclass, before touching weights
         weights = read_weights(self.sparkSession, path, metadata.get("weightsSha256"))
+        num_features = int(metadata["numFeatures"])
         instance = self.cls._from_parts(
-            weights, int(metadata["numFeatures"]), int(metadata["numOutputs"]),
+            weights, num_features, int(metadata["numOutputs"]),
             list(metadata.get("history") or []),
+            InputLayout.from_dict(metadata.get("inputLayout"), num_features),
         )
+        instance._load_extra_metadata(metadata)
         DefaultParamsReader.getAndSetParams(instance, metadata)
         instance._check_weights()
         return instance

@@ -35,6 +35,7 @@ class TorchRegressor(_TorchEstimator):
         weightCol: str | None = None,
         model: str = "mlp",
         modelParams: Any = None,
+        inputShape: list[int] | None = None,
         maxEpochs: int = 10,
         batchSize: int = 64,
         learningRate: float = 1e-3,
@@ -65,6 +66,7 @@ class TorchRegressor(_TorchEstimator):
         weightCol: str | None = None,
         model: str = "mlp",
         modelParams: Any = None,
+        inputShape: list[int] | None = None,
         maxEpochs: int = 10,
         batchSize: int = 64,
         learningRate: float = 1e-3,
@@ -84,6 +86,9 @@ class TorchRegressor(_TorchEstimator):
     ) -> TorchRegressor:
         """Sets params for this TorchRegressor (keyword arguments only)."""
         return self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
+
+    def _output_shapes(self, num_features: int, num_outputs: int) -> list[tuple[int, ...]]:
+        return [(1,), ()]
 
     def _model_class(self) -> type[TorchRegressionModel]:
         return TorchRegressionModel

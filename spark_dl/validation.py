@@ -47,7 +47,7 @@ class FeatureInfo:
     """What the driver knows about a features column from its schema alone."""
 
     column: str
-    kind: str  # "vector" or "array"
+    kind: str  # "vector", "array" (floats) or "ids" (integers: token ids, read as int64)
     num_features: int | None  # from ML attribute metadata, when present
 
 
@@ -74,9 +74,12 @@ def check_features_column(schema: StructType, column: str, owner: str) -> Featur
         return FeatureInfo(column, "vector", int(n) if n is not None else None)
     if isinstance(dt, ArrayType) and isinstance(dt.elementType, _FLOAT_ELEMENTS):
         return FeatureInfo(column, "array", None)
+    if isinstance(dt, ArrayType) and isinstance(dt.elementType, _INT_ELEMENTS):
+        return FeatureInfo(column, "ids", None)
     raise TypeError(
         f"The 'featuresCol' column {column!r} of {owner} must be a Vector (for example from "
-        f"VectorAssembler) or an array<float>/array<double>. Got {_type_name(dt)}."
+        "VectorAssembler), an array<float>/array<double> (images, windows), or an "
+        f"array<int>/array<bigint> of token ids (VocabularyModel). Got {_type_name(dt)}."
     )
 
 
@@ -120,6 +123,8 @@ class DataStats:
     nan_features: int
     min_len: int | None
     max_len: int | None
+    min_value: float | None
+    max_value: float | None
     null_labels: int
     nan_labels: int
     min_label: float | None
@@ -142,6 +147,8 @@ def collect_stats(prepared: DataFrame) -> DataStats:
             F.sum(F.when(f.isNotNull() & nan_in_f, 1).otherwise(0)).alias("nan_f"),
             F.min(F.size(f)).alias("min_len"),
             F.max(F.size(f)).alias("max_len"),
+            F.min(F.array_min(f)).alias("min_v"),
+            F.max(F.array_max(f)).alias("max_v"),
             F.sum(F.when(y.isNull(), 1).otherwise(0)).alias("null_y"),
             F.sum(F.when(F.isnan(y), 1).otherwise(0)).alias("nan_y"),
             F.min(F.when(~F.isnan(y), y)).alias("min_y"),
@@ -168,6 +175,8 @@ def collect_stats(prepared: DataFrame) -> DataStats:
         nan_features=total("nan_f"),
         min_len=extreme("min_len", min),
         max_len=extreme("max_len", max),
+        min_value=extreme("min_v", min),
+        max_value=extreme("max_v", max),
         null_labels=total("null_y"),
         nan_labels=total("nan_y"),
         min_label=extreme("min_y", min),
@@ -239,6 +248,21 @@ def check_stats(
     if not classification:
         return n_features, 1
     return n_features, _num_classes(stats, label_col, declared_classes)
+
+
+def check_token_ids(stats: DataStats, features_col: str, vocab_size: Any) -> None:
+    """Token ids must be >= 0, exact in float32, and below the network's ``vocab_size``."""
+    from spark_dl.inputs import MAX_EXACT_ID
+
+    lo, hi = stats.min_value, stats.max_value
+    limit = int(vocab_size) if isinstance(vocab_size, int) else MAX_EXACT_ID
+    if lo is None or hi is None or lo < 0 or hi >= min(limit, MAX_EXACT_ID):
+        where = (f"the network's vocab_size ({limit}); use VocabularyModel.numIds as vocab_size"
+                 if limit < MAX_EXACT_ID else f"{MAX_EXACT_ID}")
+        raise ValueError(
+            f"The 'featuresCol' column {features_col!r} holds integer token ids in [{lo}, {hi}]; "
+            f"ids must be >= 0 and below {where}."
+        )
 
 
 def _num_classes(stats: DataStats, label_col: str, declared: int | None) -> int:

@@ -1,5 +1,7 @@
-"""Feature stages that shape DataFrames into deep-learning inputs (sequence windows, ...)."""
+"""Feature stages that shape DataFrames into deep-learning inputs: token ids, sequence
+windows, image tensors."""
 
 from spark_dl.feature.sequence import SequenceWindower
+from spark_dl.feature.text import PAD_ID, UNK_ID, Vocabulary, VocabularyModel
 
-__all__ = ["SequenceWindower"]
+__all__ = ["SequenceWindower", "Vocabulary", "VocabularyModel", "PAD_ID", "UNK_ID"]

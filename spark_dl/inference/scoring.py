@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from torch import nn
 
+    from spark_dl.inputs import InputLayout
+
 _CACHE: OrderedDict[str, nn.Module] = OrderedDict()
 _CACHE_SIZE = 4
 #: Number of networks this Python process has built (diagnostics and tests).
@@ -33,7 +35,7 @@ class ScoringTask:
     spec: str
     num_features: int
     num_outputs: int
-    task: str  # "classification" or "regression"
+    task: str  # "classification", "regression" or "reconstruction"
     batch_size: int
     threads: int
     handle_invalid: str
@@ -41,6 +43,14 @@ class ScoringTask:
     weights: Any  # a Broadcast of the safetensors bytes
     use_gpu: bool = False
     outputs: tuple[str, ...] = ("raw", "prob", "pred")  # classification fields to compute
+    input_shape: tuple[int, ...] = ()  # per-row tensor shape; () means (num_features,)
+    input_dtype: str = "float32"  # "int64" for token ids
+
+    @property
+    def layout(self) -> InputLayout:
+        from spark_dl.inputs import InputLayout
+
+        return InputLayout(self.input_shape or (self.num_features,), self.input_dtype)
 
 
 def get_model(task: ScoringTask) -> nn.Module:
@@ -54,9 +64,7 @@ def get_model(task: ScoringTask) -> nn.Module:
 
     from spark_dl.model_spec import ModelSpec
 
-    model = ModelSpec.from_json(task.spec).build(
-        in_features=task.num_features, out_features=task.num_outputs
-    )
+    model = ModelSpec.from_json(task.spec).build(**task.layout.injected(task.num_outputs))
     model.load_state_dict(st_load(task.weights.value))
     model.to(_device(task.use_gpu)).eval()
     builds += 1
@@ -103,7 +111,9 @@ def features_matrix(arr: pa.Array, d: int) -> tuple[np.ndarray, np.ndarray]:
     return X, valid & ~bad
 
 
-def _forward(model: nn.Module, X: np.ndarray, batch_size: int) -> np.ndarray:
+def _forward(model: nn.Module, X: np.ndarray, batch_size: int,
+             layout: InputLayout | None = None, reconstruction: bool = False) -> np.ndarray:
+    """Outputs ``(n, k)``; with ``reconstruction``, each row's mean squared error ``(n, 1)``."""
     import torch
 
     with warnings.catch_warnings():
@@ -113,7 +123,11 @@ def _forward(model: nn.Module, X: np.ndarray, batch_size: int) -> np.ndarray:
     outs = []
     with torch.inference_mode():
         for start in range(0, len(X), batch_size):
-            outs.append(model(t[start : start + batch_size].to(device)).float().cpu())
+            chunk = t[start : start + batch_size].to(device)
+            out = model(layout.to_tensor(chunk) if layout is not None else chunk).float()
+            if reconstruction:
+                out = ((out.flatten(1) - chunk.float()) ** 2).mean(dim=1, keepdim=True)
+            outs.append(out.cpu())
     if not outs:
         return np.zeros((0, 1), np.float32)
     return torch.cat(outs).numpy()
@@ -141,8 +155,8 @@ def score_array(arr: pa.Array, task: ScoringTask) -> pa.Array:
             "handleInvalid='skip' to drop them or 'keep' to score them as NaN."
         )
     model = get_model(task)
-    out = _forward(model, X, task.batch_size)
-    if task.task == "regression":
+    out = _forward(model, X, task.batch_size, task.layout, task.task == "reconstruction")
+    if task.task in ("regression", "reconstruction"):
         pred = out.reshape(len(X), -1)[:, 0].astype(np.float64)
         pred[~valid] = np.nan
         return pa.array(pred)
@@ -183,7 +197,7 @@ def score_series(batches: Iterator[Any], task: ScoringTask) -> Iterator[Any]:
     for series in batches:
         arr = pa.array(list(series), type=pa.list_(pa.float32()))
         out = score_array(arr, task)
-        if task.task == "regression":
+        if task.task in ("regression", "reconstruction"):
             yield out.to_pandas()
         else:
             yield pa.Table.from_struct_array(out).to_pandas()

@@ -28,7 +28,7 @@ def scoring_udf(task: ScoringTask) -> Callable[[Column], Column]:
     """A UDF scoring an ``array<float>`` column: a struct (raw, prob, pred) or a double."""
     if task.task == "classification":
         return_type = classification_type(task.outputs)
-    else:
+    else:  # regression: the prediction; reconstruction: each row's mean squared error
         return_type = REGRESSION_TYPE
     try:
         from pyspark.sql.functions import arrow_udf

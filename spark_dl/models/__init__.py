@@ -5,4 +5,8 @@ from __future__ import annotations
 #: Built-in network names and the import path of the class each one names.
 REGISTRY: dict[str, str] = {
     "mlp": "spark_dl.models.mlp:MLP",
+    "cnn": "spark_dl.models.cnn:CNN",
+    "lstm": "spark_dl.models.lstm:LSTMNet",
+    "transformer": "spark_dl.models.transformer:TransformerEncoderNet",
+    "autoencoder": "spark_dl.models.autoencoder:AutoEncoder",
 }

@@ -10,6 +10,22 @@ from torch import nn
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
 
 
+def check_choice(owner: str, name: str, value: object, choices: Sequence[object]) -> None:
+    """Raise the house ``ValueError`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(
+            f"The '{name}' argument of {owner} must be one of {list(choices)}. Got {value!r} instead."
+        )
+
+
+def check_positive(owner: str, name: str, value: object) -> None:
+    """Raise the house ``ValueError`` unless ``value`` is an int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"Every '{name}' argument of {owner} must be an int >= 1. Got {value!r} instead."
+        )
+
+
 class MLP(nn.Module):
     """Fully connected network: ``in_features -> hidden_layers... -> out_features``.
 
@@ -27,6 +43,10 @@ class MLP(nn.Module):
         Hidden activation.
     batch_norm : bool, default False
         Insert ``BatchNorm1d`` before each hidden activation.
+    dropout_first : bool, default False
+        Also apply dropout to the input (used when the MLP is another network's head).
+
+    Inputs of any shape ``(N, ...)`` are flattened to ``(N, in_features)``.
 
     Examples
     --------
@@ -42,22 +62,16 @@ class MLP(nn.Module):
         dropout: float = 0.0,
         activation: str = "relu",
         batch_norm: bool = False,
+        dropout_first: bool = False,
     ) -> None:
         super().__init__()
-        if activation not in _ACTIVATIONS:
-            raise ValueError(
-                f"The 'activation' argument of MLP must be one of {sorted(_ACTIVATIONS)}. "
-                f"Got {activation!r} instead."
-            )
+        check_choice("MLP", "activation", activation, sorted(_ACTIVATIONS))
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"The 'dropout' argument of MLP must be in [0, 1). Got {dropout!r}.")
-        layers: list[nn.Module] = []
+        layers: list[nn.Module] = [nn.Dropout(float(dropout))] if dropout_first else []
         width = int(in_features)
         for hidden in hidden_layers:
-            if int(hidden) < 1:
-                raise ValueError(
-                    f"Every entry of MLP 'hidden_layers' must be an int >= 1. Got {hidden!r}."
-                )
+            check_positive("MLP", "hidden_layers", hidden)
             layers.append(nn.Linear(width, int(hidden)))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(int(hidden)))
@@ -69,4 +83,4 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net(x.flatten(1))

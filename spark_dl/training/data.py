@@ -27,7 +27,7 @@ _VAL_BUCKETS = 1_000_000
 def prepare(
     df: DataFrame,
     features: Any,
-    label_col: str,
+    label_col: str | None,
     weight_col: str | None,
     validation_fraction: float,
     seed: int,
@@ -40,7 +40,7 @@ def prepare(
     from pyspark.sql import functions as F
 
     f = features.alias("f")
-    y = F.col(label_col).cast("double").alias("y")
+    y = (F.col(label_col).cast("double") if label_col else F.lit(0.0)).alias("y")
     w = (F.col(weight_col).cast("double") if weight_col else F.lit(1.0)).alias("w")
     out = df.select(f, y, w)
     if validation_fraction > 0:

@@ -21,6 +21,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from spark_dl.inputs import InputLayout
+
 from spark_dl.training import checkpoint
 
 _OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
@@ -42,10 +44,15 @@ def make_optimizer(
         ) from None
 
 
-def per_sample_loss(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Unreduced loss: cross-entropy for classification, squared error for regression."""
+def per_sample_loss(task: str, out: torch.Tensor, y: torch.Tensor,
+                    x: torch.Tensor | None = None) -> torch.Tensor:
+    """Unreduced loss: cross-entropy for classification, squared error for regression, and
+    for reconstruction the mean squared error between the output and the input row."""
     if task == "classification":
         return F.cross_entropy(out, y.long(), reduction="none")
+    if task == "reconstruction":
+        assert x is not None  # internal: the loop always passes the input
+        return ((out.flatten(1) - x.flatten(1).to(out.dtype)) ** 2).mean(dim=1)
     return (out.reshape(-1) - y.to(out.dtype)) ** 2
 
 
@@ -58,9 +65,11 @@ class RankData:
     w: torch.Tensor
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], mask: np.ndarray) -> RankData:
+    def from_arrays(cls, arrays: dict[str, np.ndarray], mask: np.ndarray,
+                    layout: InputLayout | None = None) -> RankData:
+        X = torch.from_numpy(np.ascontiguousarray(arrays["X"][mask]))
         return cls(
-            torch.from_numpy(np.ascontiguousarray(arrays["X"][mask])),
+            layout.to_tensor(X) if layout is not None else X,
             torch.from_numpy(np.ascontiguousarray(arrays["y"][mask])),
             torch.from_numpy(np.ascontiguousarray(arrays["w"][mask])),
         )
@@ -221,7 +230,7 @@ class Trainer:
         dev = self.coll.device
         x, y, w = (t.index_select(0, idx).to(dev) for t in (self.train.X, self.train.y,
                                                             self.train.w))
-        losses = per_sample_loss(self.cfg.task, self.model(x), y) * w.to(torch.float32)
+        losses = per_sample_loss(self.cfg.task, self.model(x), y, x) * w.to(torch.float32)
         (losses.sum() * scale).backward()
         self.opt.step()
         return float(losses.detach().sum()), float(w.sum())
@@ -253,7 +262,7 @@ class Trainer:
             sl = slice(start, start + 4096)
             x, y, w = self.val.X[sl].to(dev), self.val.y[sl].to(dev), self.val.w[sl].to(dev)
             out = self.module(x)
-            losses = per_sample_loss(self.cfg.task, out, y).double()
+            losses = per_sample_loss(self.cfg.task, out, y, x).double()
             loss_sum += float((losses * w).sum())
             w_sum += float(w.sum())
             if self.cfg.task == "classification":

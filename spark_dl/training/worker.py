@@ -67,6 +67,7 @@ def _train(cfg: dict[str, Any], rank: int, world: int) -> tuple[dict[str, Any], 
     import torch.distributed as dist
     from safetensors.torch import save as st_save
 
+    from spark_dl.inputs import InputLayout
     from spark_dl.model_spec import ModelSpec
     from spark_dl.training.data import load_rank_arrays
     from spark_dl.training.loop import Collective, LoopConfig, RankData, Trainer, make_optimizer
@@ -80,10 +81,12 @@ def _train(cfg: dict[str, Any], rank: int, world: int) -> tuple[dict[str, Any], 
         timings["process_group_ready"] = time.time()
         arrays = load_rank_arrays(cfg["shard_paths"], rank, cfg["num_features"])
         timings["data_loaded"] = time.time()
-        train, val = (RankData.from_arrays(arrays, m) for m in (~arrays["v"], arrays["v"]))
+        layout = InputLayout.from_dict(cfg.get("layout"), cfg["num_features"])
+        train, val = (RankData.from_arrays(arrays, m, layout)
+                      for m in (~arrays["v"], arrays["v"]))
         torch.manual_seed(cfg["seed"])
         module = ModelSpec.from_json(cfg["spec"]).build(
-            in_features=cfg["num_features"], out_features=cfg["num_outputs"]
+            **layout.injected(cfg["num_outputs"])
         ).to(device)
         model = module
         if world > 1:

@@ -1,0 +1,205 @@
+"""TorchAnomalyDetector: an autoencoder trained on (mostly) normal rows; its reconstruction
+error is the anomaly score."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pyspark import keyword_only
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from spark_dl.base import _TorchEstimator, _TorchModel
+from spark_dl.validation import require
+
+logger = logging.getLogger(__name__)
+
+
+class _AnomalyParams(Params):
+    """Output columns and threshold of the anomaly detector and its model."""
+
+    scoreCol: Param[str] = Param(
+        Params._dummy(), "scoreCol",
+        "Output column of anomaly scores (double): each row's mean squared reconstruction "
+        "error. Higher is more anomalous; use it as BinaryClassificationEvaluator's "
+        "rawPredictionCol.",
+        typeConverter=TypeConverters.toString,
+    )
+    thresholdQuantile: Param[float] = Param(
+        Params._dummy(), "thresholdQuantile",
+        "Quantile of the training rows' scores that becomes the model's threshold, in (0, 1): "
+        "0.99 flags the 1% of training-like rows that reconstruct worst.",
+        typeConverter=TypeConverters.toFloat,
+    )
+    threshold: Param[float] = Param(
+        Params._dummy(), "threshold",
+        "Score above which predictionCol is True. Fitted from thresholdQuantile; set it on "
+        "the model to change the trade-off without retraining.",
+        typeConverter=TypeConverters.toFloat,
+    )
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._setDefault(scoreCol="anomalyScore", thresholdQuantile=0.99)
+
+    def getScoreCol(self) -> str:
+        """Gets the value of :py:attr:`scoreCol`."""
+        return self.getOrDefault(self.scoreCol)
+
+    def getThresholdQuantile(self) -> float:
+        """Gets the value of :py:attr:`thresholdQuantile`."""
+        return self.getOrDefault(self.thresholdQuantile)
+
+    def getThreshold(self) -> float:
+        """Gets the value of :py:attr:`threshold` (set by fitting)."""
+        return self.getOrDefault(self.threshold)
+
+
+class TorchAnomalyDetector(_TorchEstimator, _AnomalyParams):
+    """Train an autoencoder on (mostly) normal rows and flag rows it reconstructs badly.
+
+    The network (``"autoencoder"`` by default: dense, or LSTM over ``(T, F)`` windows with
+    ``modelParams={"kind": "lstm"}`` and ``inputShape=[T, F]``) learns to reproduce each
+    row; the loss is the mean squared reconstruction error. After training, every training
+    row is scored once and the ``thresholdQuantile`` quantile of those scores becomes the
+    model's ``threshold``. The model writes ``scoreCol`` (the row's reconstruction error,
+    double) and ``predictionCol`` (True above the threshold). No label is needed; scale the
+    features first (``StandardScaler``) so that no single feature dominates the error.
+
+    Examples
+    --------
+    >>> detector = TorchAnomalyDetector(modelParams={"hidden_layers": [16], "latent_dim": 4},
+    ...                                 maxEpochs=20, thresholdQuantile=0.995)
+    >>> model = detector.fit(normal_df)
+    >>> scored = model.transform(df)          # adds anomalyScore and isAnomaly
+    >>> BinaryClassificationEvaluator(rawPredictionCol="anomalyScore").evaluate(scored)
+    """
+
+    _task = "reconstruction"
+
+    @keyword_only
+    def __init__(
+        self,
+        *,
+        featuresCol: str = "features",
+        predictionCol: str = "isAnomaly",
+        scoreCol: str = "anomalyScore",
+        thresholdQuantile: float = 0.99,
+        weightCol: str | None = None,
+        model: str = "autoencoder",
+        modelParams: Any = None,
+        inputShape: list[int] | None = None,
+        maxEpochs: int = 10,
+        batchSize: int = 64,
+        learningRate: float = 1e-3,
+        optimizer: str = "adam",
+        optimizerParams: Any = None,
+        seed: int = 0,
+        numProcesses: int = 1,
+        localMode: bool = True,
+        useGpu: bool = False,
+        validationFraction: float = 0.0,
+        earlyStoppingPatience: int = 0,
+        checkpointDir: str | None = None,
+        handleInvalid: str = "error",
+        maxTrainAttempts: int | None = None,
+        resume: bool = False,
+        rebalance: str = "auto",
+    ) -> None:
+        super().__init__()
+        self._setDefault(model="autoencoder", predictionCol="isAnomaly")
+        self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
+
+    @keyword_only
+    def setParams(
+        self,
+        *,
+        featuresCol: str = "features",
+        predictionCol: str = "isAnomaly",
+        scoreCol: str = "anomalyScore",
+        thresholdQuantile: float = 0.99,
+        weightCol: str | None = None,
+        model: str = "autoencoder",
+        modelParams: Any = None,
+        inputShape: list[int] | None = None,
+        maxEpochs: int = 10,
+        batchSize: int = 64,
+        learningRate: float = 1e-3,
+        optimizer: str = "adam",
+        optimizerParams: Any = None,
+        seed: int = 0,
+        numProcesses: int = 1,
+        localMode: bool = True,
+        useGpu: bool = False,
+        validationFraction: float = 0.0,
+        earlyStoppingPatience: int = 0,
+        checkpointDir: str | None = None,
+        handleInvalid: str = "error",
+        maxTrainAttempts: int | None = None,
+        resume: bool = False,
+        rebalance: str = "auto",
+    ) -> TorchAnomalyDetector:
+        """Sets params for this TorchAnomalyDetector (keyword arguments only)."""
+        return self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
+
+    def setScoreCol(self, value: str) -> TorchAnomalyDetector:
+        """Sets the value of :py:attr:`scoreCol`."""
+        return self._set(scoreCol=value)
+
+    def setThresholdQuantile(self, value: float) -> TorchAnomalyDetector:
+        """Sets the value of :py:attr:`thresholdQuantile`."""
+        return self._set(thresholdQuantile=value)
+
+    def _model_class(self) -> type[TorchAnomalyDetectionModel]:
+        return TorchAnomalyDetectionModel
+
+    def _label_col(self) -> str | None:
+        return None
+
+    def _output_shapes(self, num_features: int, num_outputs: int) -> list[tuple[int, ...]]:
+        return [(num_features,)]
+
+    def _check_params(self, spark: SparkSession) -> None:
+        super()._check_params(spark)
+        q = self.getThresholdQuantile()
+        require(0.0 < q < 1.0, type(self).__name__, "thresholdQuantile", "a float in (0, 1)", q)
+
+    def _fit(self, dataset: DataFrame) -> TorchAnomalyDetectionModel:
+        model: TorchAnomalyDetectionModel = super()._fit(dataset)  # type: ignore[assignment]
+        model._set(threshold=float("inf"))
+        scored = model.copy({model.handleInvalid: "skip"}).transform(dataset)
+        q = self.getThresholdQuantile()
+        (threshold,) = scored.approxQuantile(self.getScoreCol(), [q], 1e-4)
+        model._set(threshold=float(threshold))
+        logger.info("TorchAnomalyDetector: threshold %.6g (training score quantile %g)",
+                    threshold, q)
+        return model
+
+
+class TorchAnomalyDetectionModel(_TorchModel, _AnomalyParams):
+    """A fitted :class:`TorchAnomalyDetector`.
+
+    ``transform`` adds ``scoreCol`` (double, the row's mean squared reconstruction error)
+    and ``predictionCol`` (boolean, ``score > threshold``; null where the score is NaN,
+    that is for invalid rows under ``handleInvalid="keep"``).
+    """
+
+    _task = "reconstruction"
+
+    def setThreshold(self, value: float) -> TorchAnomalyDetectionModel:
+        """Sets the value of :py:attr:`threshold`."""
+        return self._set(threshold=value)
+
+    def setScoreCol(self, value: str) -> TorchAnomalyDetectionModel:
+        """Sets the value of :py:attr:`scoreCol`."""
+        return self._set(scoreCol=value)
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        dataset, scored = self._scoring_column(dataset)
+        score_col = self.getScoreCol()
+        out = dataset.withColumn(score_col, scored)
+        score = F.col(score_col)
+        flag = F.when(~F.isnan(score), score > F.lit(float(self.getThreshold())))
+        return out.withColumn(self.getPredictionCol(), flag)

@@ -1,0 +1,575 @@
+"""Text to fixed-length token ids for embedding layers: :class:`Vocabulary` and its model.
+
+Driver side: :class:`Vocabulary` validates its Params, counts tokens with one Spark
+aggregation (``explode`` + ``groupBy``), and fetches only the ``vocabSize`` most frequent
+tokens to the driver (``orderBy(...).limit(k)``; the full count table stays on the
+executors). :class:`VocabularyModel` broadcasts its vocabulary and maps tokens to ids in an
+Arrow UDF. Executor side: :func:`token_id_matrix` turns one Arrow batch of token arrays
+into an ``(n, sequenceLength)`` int64 matrix with numpy, given plain values only.
+
+Ids: ``PAD_ID`` (0) pads short rows, ``UNK_ID`` (1) stands for tokens outside the
+vocabulary, and the vocabulary's token ``i`` has id ``i + NUM_RESERVED``. Ids are int64
+(``array<bigint>``), the dtype ``torch.nn.Embedding`` expects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence, TypeVar
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyspark import keyword_only
+from pyspark.ml import Estimator, Model
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import HasInputCol, HasOutputCol
+from pyspark.ml.util import (
+    DefaultParamsReadable,
+    DefaultParamsReader,
+    DefaultParamsWritable,
+    DefaultParamsWriter,
+    MLReadable,
+    MLReader,
+    MLWritable,
+    MLWriter,
+)
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, LongType, StringType, StructField, StructType
+
+from spark_dl.validation import HANDLE_INVALID, check_column_exists, require
+
+logger = logging.getLogger(__name__)
+
+#: Id of the padding added to short rows.
+PAD_ID = 0
+#: Id of a token that is not in the vocabulary.
+UNK_ID = 1
+#: Number of reserved ids before the first vocabulary token.
+NUM_RESERVED = 2
+#: Display names of the reserved ids (they are never looked up in the text).
+PAD_TOKEN, UNK_TOKEN = "<pad>", "<unk>"
+#: Accepted values of ``padding`` and ``truncation``.
+SIDES = ("post", "pre")
+
+_EST, _MODEL = "Vocabulary", "VocabularyModel"
+_P = TypeVar("_P", bound="_VocabularyParams")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The resolved, validated Params of one fit() or transform() call."""
+
+    input: str
+    output: str
+    length: int
+    pre_pad: bool
+    pre_truncate: bool
+    handle: str
+
+
+class _VocabularyParams(HasInputCol, HasOutputCol):
+    """Params of :class:`Vocabulary`, shared with :class:`VocabularyModel`."""
+
+    vocabSize: Param[int] = Param(
+        Params._dummy(), "vocabSize",
+        "Maximum number of tokens the vocabulary keeps (>= 1): the most frequent ones, ties "
+        "broken by the token (UTF-8 byte order). The reserved padding and unknown ids are not "
+        "counted, so ids run from 0 to at most vocabSize + 1.",
+        typeConverter=TypeConverters.toInt,
+    )
+    minCount: Param[int] = Param(
+        Params._dummy(), "minCount",
+        "A token enters the vocabulary only if it occurs at least this many times in the "
+        "whole input column (>= 1).",
+        typeConverter=TypeConverters.toInt,
+    )
+    sequenceLength: Param[int] = Param(
+        Params._dummy(), "sequenceLength",
+        "Length of every output id array (>= 1): longer token arrays are truncated, shorter "
+        "ones padded with the padding id 0.",
+        typeConverter=TypeConverters.toInt,
+    )
+    padding: Param[str] = Param(
+        Params._dummy(), "padding",
+        "Where short rows get their padding ids: 'post' (after the tokens) or 'pre' (before).",
+        typeConverter=TypeConverters.toString,
+    )
+    truncation: Param[str] = Param(
+        Params._dummy(), "truncation",
+        "Which tokens a long row loses: 'post' keeps the first sequenceLength tokens, 'pre' "
+        "keeps the last sequenceLength.",
+        typeConverter=TypeConverters.toString,
+    )
+    handleInvalid: Param[str] = Param(
+        Params._dummy(), "handleInvalid",
+        "What transform() does with a null token array: 'error' raises, 'skip' drops the "
+        "row, 'keep' outputs an all-padding row. Null and empty tokens inside an array are "
+        "always dropped; fit() ignores null arrays.",
+        typeConverter=TypeConverters.toString,
+    )
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._setDefault(inputCol="tokens", outputCol="ids", vocabSize=20_000, minCount=1,
+                         sequenceLength=128, padding="post", truncation="post",
+                         handleInvalid="error")
+
+    def getVocabSize(self) -> int:
+        """Gets the value of vocabSize or its default value."""
+        return self.getOrDefault(self.vocabSize)
+
+    def getMinCount(self) -> int:
+        """Gets the value of minCount or its default value."""
+        return self.getOrDefault(self.minCount)
+
+    def getSequenceLength(self) -> int:
+        """Gets the value of sequenceLength or its default value."""
+        return self.getOrDefault(self.sequenceLength)
+
+    def getPadding(self) -> str:
+        """Gets the value of padding or its default value."""
+        return self.getOrDefault(self.padding)
+
+    def getTruncation(self) -> str:
+        """Gets the value of truncation or its default value."""
+        return self.getOrDefault(self.truncation)
+
+    def getHandleInvalid(self) -> str:
+        """Gets the value of handleInvalid or its default value."""
+        return self.getOrDefault(self.handleInvalid)
+
+    def setInputCol(self: _P, value: str) -> _P:
+        """Sets the value of inputCol."""
+        return self._set(inputCol=value)
+
+    def setOutputCol(self: _P, value: str) -> _P:
+        """Sets the value of outputCol."""
+        return self._set(outputCol=value)
+
+    def setSequenceLength(self: _P, value: int) -> _P:
+        """Sets the value of sequenceLength."""
+        return self._set(sequenceLength=value)
+
+    def setPadding(self: _P, value: str) -> _P:
+        """Sets the value of padding."""
+        return self._set(padding=value)
+
+    def setTruncation(self: _P, value: str) -> _P:
+        """Sets the value of truncation."""
+        return self._set(truncation=value)
+
+    def setHandleInvalid(self: _P, value: str) -> _P:
+        """Sets the value of handleInvalid."""
+        return self._set(handleInvalid=value)
+
+    # ------------------------------------------------------------------ driver: validation
+    def _resolve(self, schema: StructType, owner: str) -> _Plan:
+        """Validate every Param against ``schema`` (no Spark job) into plain values."""
+        self._check_ranges(owner)
+        inp, out = self.getInputCol(), self.getOutputCol()
+        dt = check_column_exists(schema, inp, "inputCol", owner)
+        if not (isinstance(dt, ArrayType) and isinstance(dt.elementType, StringType)):
+            raise TypeError(
+                f"The 'inputCol' column {inp!r} of {owner} must be an array<string> of tokens "
+                f"(the output of Tokenizer or RegexTokenizer). Got {dt.simpleString()}."
+            )
+        if out in schema.names:
+            raise ValueError(f"The 'outputCol' column {out!r} of {owner} already exists in the "
+                             f"DataFrame; choose a new name. Existing columns: {schema.names}.")
+        return _Plan(inp, out, self.getSequenceLength(), self.getPadding() == "pre",
+                     self.getTruncation() == "pre", self.getHandleInvalid())
+
+    def _check_ranges(self, owner: str) -> None:
+        for name in ("vocabSize", "minCount", "sequenceLength"):
+            value = self.getOrDefault(self.getParam(name))
+            require(value >= 1, owner, name, "an int >= 1", value)
+        for name in ("padding", "truncation"):
+            value = self.getOrDefault(self.getParam(name))
+            require(value in SIDES, owner, name, f"one of {list(SIDES)}", value)
+        handle = self.getHandleInvalid()
+        require(handle in HANDLE_INVALID, owner, "handleInvalid",
+                f"one of {list(HANDLE_INVALID)}", handle)
+
+    def _output_schema(self, schema: StructType, plan: _Plan) -> StructType:
+        return StructType([*schema.fields, StructField(plan.output, ArrayType(LongType()))])
+
+
+class Vocabulary(Estimator, _VocabularyParams, DefaultParamsReadable, DefaultParamsWritable):
+    """Learns a token vocabulary; its model maps token arrays to fixed-length int64 id arrays.
+
+    ``inputCol`` holds ``array<string>`` tokens, such as the output of Spark's ``Tokenizer``
+    or ``RegexTokenizer``. ``fit`` counts every token over the whole column, keeps those
+    seen at least ``minCount`` times, and of these the ``vocabSize`` most frequent, ties
+    broken by the token itself (UTF-8 byte order), so the vocabulary does not depend on the
+    partitioning. Only those ``vocabSize`` rows reach the driver. Fewer distinct tokens than
+    ``vocabSize`` is fine: the vocabulary is shorter (logged at INFO level). A fit that finds
+    no token at all raises.
+
+    Ids are ``PAD_ID`` = 0 (padding), ``UNK_ID`` = 1 (unknown token), then 2, 3, ... for
+    the vocabulary in order of frequency; pass ``model.numIds`` as an embedding's
+    ``num_embeddings``. ``outputCol`` is ``array<bigint>`` of exactly ``sequenceLength`` ids,
+    truncated and padded on the side given by ``truncation`` and ``padding``.
+
+    Awkward input:
+
+    * A null token array: ignored by ``fit``; ``handleInvalid`` decides in ``transform``
+      (``'error'``, the default, raises; ``'skip'`` drops the row; ``'keep'`` gives all
+      padding). ``Tokenizer`` itself fails on null text, so fill it first, for example
+      ``df.fillna("", subset=["text"])``: empty text then becomes an all-padding row.
+    * Null tokens and empty tokens (``Tokenizer`` yields ``[""]`` for empty text and ``""``
+      between repeated spaces) are dropped in ``fit`` and ``transform``.
+    * An empty token array gives an all-padding row; tokens not in the vocabulary give
+      ``UNK_ID``.
+
+    Examples
+    --------
+    >>> from pyspark.ml.feature import Tokenizer
+    >>> df = spark.createDataFrame([("the cat sat",), ("the dog",)], "text string")
+    >>> tokens = Tokenizer(inputCol="text", outputCol="tokens").transform(df)
+    >>> model = Vocabulary(vocabSize=10, sequenceLength=4).fit(tokens)
+    >>> model.vocabulary, model.numIds
+    (['the', 'cat', 'dog', 'sat'], 6)
+    >>> [r.ids for r in model.transform(tokens).collect()]
+    [[2, 3, 5, 0], [2, 4, 0, 0]]
+    """
+
+    @keyword_only
+    def __init__(self, *, inputCol: str = "tokens", outputCol: str = "ids",
+                 vocabSize: int = 20_000, minCount: int = 1, sequenceLength: int = 128,
+                 padding: str = "post", truncation: str = "post",
+                 handleInvalid: str = "error") -> None:
+        super().__init__()
+        self.setParams(**self._input_kwargs)
+
+    @keyword_only
+    def setParams(self, *, inputCol: str = "tokens", outputCol: str = "ids",
+                  vocabSize: int = 20_000, minCount: int = 1, sequenceLength: int = 128,
+                  padding: str = "post", truncation: str = "post",
+                  handleInvalid: str = "error") -> Vocabulary:
+        """Sets params for this Vocabulary."""
+        return self._set(**self._input_kwargs)
+
+    def setVocabSize(self, value: int) -> Vocabulary:
+        """Sets the value of vocabSize."""
+        return self._set(vocabSize=value)
+
+    def setMinCount(self, value: int) -> Vocabulary:
+        """Sets the value of minCount."""
+        return self._set(minCount=value)
+
+    def transformSchema(self, schema: StructType) -> StructType:
+        """The schema the fitted model outputs, from the input schema alone."""
+        return self._output_schema(schema, self._resolve(schema, _EST))
+
+    def _fit(self, dataset: DataFrame) -> VocabularyModel:
+        plan = self._resolve(dataset.schema, _EST)
+        k, min_count = self.getVocabSize(), self.getMinCount()
+        vocab = top_tokens(dataset, plan.input, k, min_count)
+        if not vocab:
+            raise ValueError(
+                f"{_EST} found no token occurring at least minCount={min_count} time(s) in the "
+                f"'inputCol' column {plan.input!r}: the rows are empty or null. Check the "
+                "tokenizer's output, or lower minCount."
+            )
+        if len(vocab) < k:
+            logger.info("%s: %d distinct tokens occur >= %d time(s), fewer than vocabSize=%d; "
+                        "the vocabulary holds all of them.", _EST, len(vocab), min_count, k)
+        model = VocabularyModel._create(vocab)
+        return self._copyValues(model)
+
+
+def top_tokens(dataset: DataFrame, column: str, k: int, min_count: int) -> list[str]:
+    """The ``k`` most frequent non-empty tokens of ``column`` seen ``>= min_count`` times.
+
+    Ties are broken by the token (UTF-8 byte order). One aggregation job; only ``k`` rows
+    are collected.
+    """
+    return [r["token"] for r in _top_tokens_df(dataset, column, k, min_count).collect()]
+
+
+def _top_tokens_df(dataset: DataFrame, column: str, k: int, min_count: int) -> DataFrame:
+    """The query behind :func:`top_tokens`: Spark plans it as a top-k (TakeOrderedAndProject)."""
+    tok = F.col("token")
+    tokens = dataset.select(F.explode(F.col(column)).alias("token"))
+    counts = (tokens.where(tok.isNotNull() & (F.length(tok) > 0))
+              .groupBy(tok).count().where(F.col("count") >= min_count))
+    return counts.orderBy(F.desc("count"), tok.asc()).limit(k)
+
+
+class VocabularyModel(Model, _VocabularyParams, MLReadable, MLWritable):
+    """Maps a token array column to fixed-length ``array<bigint>`` ids (see :class:`Vocabulary`).
+
+    ``vocabulary`` lists the learned tokens in id order (token ``i`` has id ``i + 2``);
+    ``numIds`` is ``len(vocabulary) + 2``, the ``num_embeddings`` of an embedding layer.
+    ``inputCol``, ``outputCol``, ``sequenceLength``, ``padding``, ``truncation`` and
+    ``handleInvalid`` can be changed on the model; ``vocabSize`` and ``minCount`` record the
+    fit.
+
+    Persistence writes Spark's JSON metadata (the Params, the token count and a SHA-256 of
+    the vocabulary) and a ``data/`` parquet file of ``(id, token)`` rows, as Spark's own
+    ``CountVectorizerModel`` does: a vocabulary of hundreds of thousands of tokens stays out
+    of the one-line JSON metadata, and nothing is pickled. Loading checks the ids, the count
+    and the checksum.
+
+    Examples
+    --------
+    >>> model = VocabularyModel.fromVocabulary(["the", "cat"], sequenceLength=3)
+    >>> df = spark.createDataFrame([(["the", "dog"],)], "tokens array<string>")
+    >>> model.transform(df).first().ids
+    [2, 1, 0]
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._vocabulary: tuple[str, ...] = ()
+
+    @classmethod
+    def _create(cls, vocabulary: Sequence[str]) -> VocabularyModel:
+        model = cls()
+        model._vocabulary = tuple(vocabulary)
+        return model
+
+    @classmethod
+    def fromVocabulary(cls, vocabulary: Sequence[str], **params: Any) -> VocabularyModel:
+        """A model from a known vocabulary (distinct, non-empty strings, in id order from 2).
+
+        ``params`` are Params of :class:`Vocabulary` by keyword (``inputCol``,
+        ``sequenceLength``, ...); ``vocabSize`` defaults to ``len(vocabulary)``.
+        """
+        vocab = list(vocabulary)
+        ok = (len(vocab) > 0 and all(isinstance(t, str) and t for t in vocab)
+              and len(set(vocab)) == len(vocab))
+        require(ok, _MODEL, "vocabulary",
+                "a non-empty list of distinct, non-empty strings", _preview(vocab))
+        model = cls._create(vocab)
+        names = sorted(p.name for p in model.params)
+        for name in params:
+            if name not in names:
+                raise ValueError(f"{_MODEL}.fromVocabulary got an unknown Param {name!r}. "
+                                 f"Known Params: {names}.")
+        model._set(**{"vocabSize": len(vocab), **params})
+        return model
+
+    @property
+    def vocabulary(self) -> list[str]:
+        """The learned tokens in id order: ``vocabulary[i]`` has id ``i + NUM_RESERVED``."""
+        return list(self._vocabulary)
+
+    @property
+    def numIds(self) -> int:
+        """Number of distinct ids, ``len(vocabulary) + 2``: an embedding's ``num_embeddings``."""
+        return len(self._vocabulary) + NUM_RESERVED
+
+    @property
+    def paddingId(self) -> int:
+        """The id of padding, 0."""
+        return PAD_ID
+
+    @property
+    def unknownId(self) -> int:
+        """The id of tokens outside the vocabulary, 1."""
+        return UNK_ID
+
+    def transformSchema(self, schema: StructType) -> StructType:
+        """The output schema, from the input schema alone (validates the Params)."""
+        return self._output_schema(schema, self._resolve(schema, _MODEL))
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        plan = self._resolve(dataset.schema, _MODEL)
+        tokens = F.col(plan.input)
+        if plan.handle == "skip":
+            dataset = dataset.where(tokens.isNotNull())
+        broadcast = dataset.sparkSession.sparkContext.broadcast(self._vocabulary)
+        task = IdsTask(_digest(self._vocabulary), broadcast, plan.length, plan.pre_pad,
+                       plan.pre_truncate)
+        ids = ids_udf(task)(tokens)
+        if plan.handle == "error":
+            msg = (f"The 'inputCol' column {plan.input!r} of {_MODEL} holds a null token "
+                   "array and handleInvalid='error'. Fill null text before tokenizing (for "
+                   "example df.fillna('', subset=[...])), or set handleInvalid='skip' (drops "
+                   "the row) or 'keep' (an all-padding row).")
+            ids = F.when(tokens.isNull(), F.raise_error(F.lit(msg))).otherwise(ids)
+        return dataset.withColumn(plan.output, ids)
+
+    def write(self) -> MLWriter:
+        """Writer of Spark JSON metadata plus a parquet file of ``(id, token)`` rows."""
+        return VocabularyModelWriter(self)
+
+    @classmethod
+    def read(cls) -> MLReader:
+        """Reader of what :meth:`write` saved."""
+        return VocabularyModelReader(cls)
+
+    def __repr__(self) -> str:
+        return f"{_MODEL}: uid={self.uid}, numIds={self.numIds}"
+
+
+def _preview(tokens: list[Any], n: int = 5) -> str:
+    shown = ", ".join(repr(t) for t in tokens[:n])
+    return f"[{shown}{', ...' if len(tokens) > n else ''}] ({len(tokens)} tokens)"
+
+
+def _digest(vocabulary: Sequence[str]) -> str:
+    text = json.dumps(list(vocabulary), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# ---------------------------------------------------------------------- persistence
+class VocabularyModelWriter(MLWriter):
+    """Writes ``metadata/`` (Spark JSON: Params, numTokens, vocabularySha256) and ``data/``."""
+
+    def __init__(self, instance: VocabularyModel) -> None:
+        super().__init__()
+        self.instance = instance
+
+    def saveImpl(self, path: str) -> None:
+        vocab = self.instance._vocabulary
+        extra = {"numTokens": len(vocab), "vocabularySha256": _digest(vocab)}
+        DefaultParamsWriter.saveMetadata(self.instance, path, self.sc, extraMetadata=extra)
+        rows = [(i + NUM_RESERVED, t) for i, t in enumerate(vocab)]
+        (self.sparkSession.createDataFrame(rows, "id long, token string")
+         .coalesce(1).write.parquet(f"{path}/data"))
+
+
+class VocabularyModelReader(MLReader):
+    """Reads what :class:`VocabularyModelWriter` wrote, checking ids, count and checksum."""
+
+    def __init__(self, cls: type[VocabularyModel]) -> None:
+        super().__init__()
+        self.cls = cls
+
+    def load(self, path: str) -> VocabularyModel:
+        metadata = DefaultParamsReader.loadMetadata(path, self.sc)
+        rows = self.sparkSession.read.parquet(f"{path}/data").orderBy("id").collect()
+        vocab = [r["token"] for r in rows]
+        ids = [r["id"] for r in rows]
+        if (ids != list(range(NUM_RESERVED, NUM_RESERVED + len(rows)))
+                or len(vocab) != metadata.get("numTokens")
+                or _digest(vocab) != metadata.get("vocabularySha256")):
+            raise ValueError(
+                f"The vocabulary at {path}/data does not match its metadata ({len(vocab)} "
+                f"rows, {metadata.get('numTokens')} expected, ids must run from "
+                f"{NUM_RESERVED} without gaps, SHA-256 must match): the files were modified "
+                "or corrupted. Save the model again."
+            )
+        model = self.cls._create(vocab)
+        model._resetUid(metadata["uid"])
+        DefaultParamsReader.getAndSetParams(model, metadata)
+        return model
+
+
+# ---------------------------------------------------------------------- executor side
+@dataclass(frozen=True)
+class IdsTask:
+    """Plain values a mapping task needs; picklable, no Params or SparkSession."""
+
+    key: str  # the vocabulary's SHA-256: the per-worker lookup cache key
+    vocabulary: Any  # a Broadcast of the tokens, in id order from NUM_RESERVED
+    length: int
+    pre_pad: bool
+    pre_truncate: bool
+
+
+_LOOKUPS: OrderedDict[str, dict[str, int]] = OrderedDict()
+_LOOKUPS_SIZE = 4
+
+
+def get_lookup(task: IdsTask) -> dict[str, int]:
+    """The token -> id dict of ``task``, built once per Python worker and vocabulary."""
+    lookup = _LOOKUPS.get(task.key)
+    if lookup is None:
+        lookup = {t: i + NUM_RESERVED for i, t in enumerate(task.vocabulary.value)}
+        _LOOKUPS[task.key] = lookup
+        while len(_LOOKUPS) > _LOOKUPS_SIZE:
+            _LOOKUPS.popitem(last=False)
+    _LOOKUPS.move_to_end(task.key)
+    return lookup
+
+
+def token_id_matrix(tokens: pa.Array, lookup: dict[str, int], length: int,
+                    pre_pad: bool = False, pre_truncate: bool = False) -> np.ndarray:
+    """An ``(n, length)`` int64 matrix of ids for an Arrow array of ``n`` token lists.
+
+    Null and empty tokens are dropped; a null or empty row is all ``PAD_ID``; a token
+    missing from ``lookup`` is ``UNK_ID``. Each distinct token of the batch is looked up
+    once (dictionary encoding); placement is vectorized.
+    """
+    if isinstance(tokens, pa.ChunkedArray):
+        tokens = tokens.combine_chunks()
+    n = len(tokens)
+    out = np.full((n, length), PAD_ID, dtype=np.int64)
+    flat = tokens.flatten()  # respects slicing; null rows contribute nothing
+    if len(flat) == 0:
+        return out
+    sizes = pc.list_value_length(tokens).fill_null(0).to_numpy(zero_copy_only=False)
+    rows = np.repeat(np.arange(n), sizes)
+    encoded = flat.dictionary_encode()
+    per_entry = [lookup.get(t, UNK_ID) for t in encoded.dictionary.to_pylist()]
+    dict_ids = np.array(per_entry + [PAD_ID], dtype=np.int64)  # last slot: null tokens
+    ids = dict_ids[encoded.indices.fill_null(len(per_entry)).to_numpy()]
+    keep = pc.fill_null(pc.greater(pc.utf8_length(flat), 0), False)
+    keep_np = keep.to_numpy(zero_copy_only=False)
+    rows, ids = rows[keep_np], ids[keep_np]
+    counts = np.bincount(rows, minlength=n)
+    pos = np.arange(len(rows)) - (np.cumsum(counts) - counts)[rows]
+    kept = np.minimum(counts, length)
+    if pre_truncate:  # keep the last `length` tokens of each row
+        pos = pos - (counts - kept)[rows]
+    sel = (pos >= 0) & (pos < length)
+    rows, ids, pos = rows[sel], ids[sel], pos[sel]
+    if pre_pad:
+        pos = pos + (length - kept)[rows]
+    out[rows, pos] = ids
+    return out
+
+
+def _list_array(mat: np.ndarray, large: bool) -> pa.Array:
+    n, k = mat.shape
+    offsets = np.arange(0, (n + 1) * k, k, dtype=np.int64 if large else np.int32)
+    cls = pa.LargeListArray if large else pa.ListArray
+    return cls.from_arrays(pa.array(offsets), pa.array(mat.reshape(-1)))
+
+
+def id_batches(batches: Iterator[pa.Array], task: IdsTask) -> Iterator[pa.Array]:
+    """The body of the Arrow UDF: one ``array<bigint>`` batch per token batch."""
+    lookup = get_lookup(task)
+    for arr in batches:
+        mat = token_id_matrix(arr, lookup, task.length, task.pre_pad, task.pre_truncate)
+        yield _list_array(mat, pa.types.is_large_list(arr.type))
+
+
+def id_series(batches: Iterator[Any], task: IdsTask) -> Iterator[Any]:
+    """pandas UDF fallback for pyspark < 4.1, where Arrow UDFs do not exist."""
+    lookup = get_lookup(task)
+    for series in batches:
+        arr = pa.array(series, type=pa.list_(pa.string()), from_pandas=True)
+        mat = token_id_matrix(arr, lookup, task.length, task.pre_pad, task.pre_truncate)
+        yield pd.Series(list(mat), index=series.index)
+
+
+def ids_udf(task: IdsTask) -> Callable[[Column], Column]:
+    """A UDF mapping an ``array<string>`` column to ``array<bigint>`` of ``task.length`` ids."""
+    try:
+        from pyspark.sql.functions import arrow_udf
+    except ImportError:  # pyspark < 4.1
+        arrow_udf = None
+    if arrow_udf is not None:
+
+        def to_ids(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:
+            return id_batches(batches, task)
+
+        return arrow_udf(to_ids, "array<bigint>")  # type: ignore[no-any-return]
+
+    from pyspark.sql.functions import pandas_udf
+
+    def to_ids_pd(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        return id_series(batches, task)
+
+    return pandas_udf(to_ids_pd, "array<bigint>")  # type: ignore[no-any-return]

@@ -6,7 +6,7 @@ Importing this package has no side effects: it neither starts Spark nor imports 
 from spark_dl.anomaly import TorchAnomalyDetectionModel, TorchAnomalyDetector
 from spark_dl.classification import TorchClassificationModel, TorchClassifier
 from spark_dl.errors import TrainingFailedError
-from spark_dl.feature import SequenceWindower, Vocabulary, VocabularyModel
+from spark_dl.feature import ImageTensorizer, SequenceWindower, Vocabulary, VocabularyModel
 from spark_dl.regression import TorchRegressionModel, TorchRegressor
 
 __version__ = "0.1.0"
@@ -20,6 +20,7 @@ __all__ = [
     "TorchAnomalyDetectionModel",
     "TrainingFailedError",
     "SequenceWindower",
+    "ImageTensorizer",
     "Vocabulary",
     "VocabularyModel",
     "__version__",

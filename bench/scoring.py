@@ -1,7 +1,9 @@
 """Scoring throughput of ``TorchClassificationModel.transform`` against three baselines.
 
-Rows per second, same data, same run, for two binary classifiers on 64 features: a light
-MLP (64 -> 32 -> 2) and a compute-heavy one (64 -> 1024 -> 1024 -> 2).
+Rows per second, same data, same run, for three binary classifiers: a light MLP on 64
+features (64 -> 32 -> 2), a compute-heavy one (64 -> 1024 -> 1024 -> 2), and the zoo's
+``cnn`` (its defaults: two 5x5 conv blocks of 32 and 64 channels, dense 256 -> 128 -> 2)
+on 3x32x32 images (3072 floats per row, ``inputShape=[3, 32, 32]``).
 
 * ``ours`` -- ``model.transform(df)``, forced with a ``noop`` write.
 * ``a``    -- the same ``nn.Module`` in an in-process torch loop over the same rows held
@@ -34,7 +36,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 
-NUM_FEATURES = 64
+NUM_FEATURES = 64  # of the MLP cases
 BATCH_SIZE = 4096
 FIT_ROWS = 5000
 METHODS = ("ours", "a", "b", "c")
@@ -44,9 +46,25 @@ METHOD_NAMES = {
     "b": "predict_batch_udf",
     "c": "identity mapInArrow",
 }
-MODELS = {"light": [32], "heavy": [1024, 1024]}
+
+
+class ModelCase(NamedTuple):
+    """A benchmarked network: its input width and shape, zoo name and arguments."""
+
+    features: int
+    model: str
+    params: dict[str, Any]
+    shape: list[int]
+
+
+MODELS = {
+    "light": ModelCase(64, "mlp", {"hidden_layers": [32]}, []),
+    "heavy": ModelCase(64, "mlp", {"hidden_layers": [1024, 1024]}, []),
+    "cnn": ModelCase(3 * 32 * 32, "cnn", {}, [3, 32, 32]),
+}
 #: (model, ratio, minimum) targets printed beside the measured medians.
-TARGETS = (("light", "ours/b", 3.0), ("light", "ours/c", 0.8), ("heavy", "ours/a", 0.85))
+TARGETS = (("light", "ours/b", 3.0), ("light", "ours/c", 0.8), ("heavy", "ours/a", 0.85),
+           ("cnn", "ours/a", 0.85))
 STRUCT_TYPE = "raw array<double>, prob array<double>, pred double"
 
 
@@ -55,6 +73,8 @@ class Config(NamedTuple):
 
     rows_light: int
     rows_heavy: int
+    rows_cnn: int
+    only: tuple[str, ...]
     rounds: int
     warmup: int
     partitions: int
@@ -66,14 +86,20 @@ def parse_args(argv: list[str] | None) -> Config:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows-light", type=int, default=1_000_000, help="rows for the light model")
     p.add_argument("--rows-heavy", type=int, default=200_000, help="rows for the heavy model")
+    p.add_argument("--rows-cnn", type=int, default=4_000, help="images for the CNN")
+    p.add_argument("--only", default="light,heavy,cnn", help="comma-separated models to run")
     p.add_argument("--rounds", type=int, default=9, help="counted rounds per model")
     p.add_argument("--partitions", type=int, default=4, help="partitions of the input")
     p.add_argument("--smoke", action="store_true", help="one tiny round; check row counts")
     a = p.parse_args(argv)
+    only = tuple(m for m in a.only.split(",") if m)
+    unknown = [m for m in only if m not in MODELS]
+    if unknown:
+        p.error(f"--only: unknown model(s) {unknown}; choose from {list(MODELS)}")
     if a.smoke:
-        return Config(3000, 3000, rounds=1, warmup=0, partitions=2, smoke=True)
-    return Config(a.rows_light, a.rows_heavy, a.rounds, warmup=1, partitions=a.partitions,
-                  smoke=False)
+        return Config(3000, 3000, 200, only, rounds=1, warmup=0, partitions=2, smoke=True)
+    return Config(a.rows_light, a.rows_heavy, a.rows_cnn, only, a.rounds, warmup=1,
+                  partitions=a.partitions, smoke=False)
 
 
 # ---------------------------------------------------------------------- Spark and data
@@ -101,14 +127,28 @@ def get_spark() -> tuple[Any, bool]:
     return spark, True
 
 
-def make_data(spark: Any, rows: int, partitions: int, seed: int = 0) -> Any:
-    """A cached, counted DataFrame: ``features`` array<float>[64] and a ``label`` double."""
+def make_data(spark: Any, rows: int, partitions: int, seed: int = 0,
+              width: int = NUM_FEATURES) -> Any:
+    """A cached, counted DataFrame: ``features`` array<float>[width] of standard normal
+    values (made on the executors, seeded by each batch's first id) and a ``label``."""
+    import pyarrow as pa
     from pyspark.sql import functions as F
 
-    feats = F.array(*[F.randn(seed + i) for i in range(NUM_FEATURES)]).cast("array<float>")
+    def draw(batches: Iterator[Any]) -> Iterator[Any]:
+        for batch in batches:
+            ids = batch.column(0).to_numpy()
+            if not len(ids):
+                continue
+            rng = np.random.default_rng([seed, int(ids[0])])
+            values = rng.standard_normal((len(ids), width), dtype=np.float32)
+            feats = pa.ListArray.from_arrays(
+                pa.array(np.arange(0, (len(ids) + 1) * width, width, dtype=np.int32)),
+                pa.array(values.reshape(-1)))
+            yield pa.RecordBatch.from_arrays([feats], ["features"])
+
     df = (
         spark.range(0, rows, 1, partitions)
-        .select(feats.alias("features"))
+        .mapInArrow(draw, "features array<float>")
         .withColumn("label", (F.col("features")[0] + F.col("features")[1] > 0).cast("double"))
     )
     df = df.cache()
@@ -116,19 +156,21 @@ def make_data(spark: Any, rows: int, partitions: int, seed: int = 0) -> Any:
     return df
 
 
-def collect_matrix(df: Any) -> np.ndarray:
-    """The ``features`` column as an ``(n, 64)`` float32 numpy array on the driver."""
+def collect_matrix(df: Any, width: int = NUM_FEATURES) -> np.ndarray:
+    """The ``features`` column as an ``(n, width)`` float32 numpy array on the driver."""
     col = df.select("features").toArrow().column("features").combine_chunks()
     flat = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32)  # writable copy
-    return flat.reshape(len(col), NUM_FEATURES)
+    return flat.reshape(len(col), width)
 
 
-def fit_model(df: Any, hidden: list[int]) -> Any:
-    """A ``TorchClassificationModel`` fitted for one epoch on the first 5000 rows."""
+def fit_model(df: Any, hidden: list[int] | None = None, case: ModelCase | None = None) -> Any:
+    """A ``TorchClassificationModel`` fitted for one epoch on the first 5000 rows: an MLP
+    with ``hidden`` layers, or the network ``case`` describes."""
     from spark_dl import TorchClassifier
 
-    clf = TorchClassifier(featuresCol="features", modelParams={"hidden_layers": hidden},
-                          maxEpochs=1, batchSize=1024)
+    case = case or ModelCase(NUM_FEATURES, "mlp", {"hidden_layers": hidden or [32]}, [])
+    clf = TorchClassifier(featuresCol="features", model=case.model, modelParams=case.params,
+                          inputShape=case.shape, maxEpochs=1, batchSize=1024)
     return clf.fit(df.limit(FIT_ROWS))
 
 
@@ -152,7 +194,7 @@ def torch_loop(module: Any, X: np.ndarray, batch_size: int) -> np.ndarray:
     return torch.cat(preds).numpy()
 
 
-def predict_batch_column(module: Any, batch_size: int) -> Callable[[str], Any]:
+def predict_batch_column(module: Any, batch_size: int, width: int = NUM_FEATURES) -> Callable[[str], Any]:
     """Method (b): a ``predict_batch_udf`` returning (raw, prob, pred) for ``module``."""
     from pyspark.ml.functions import predict_batch_udf
     from pyspark.sql.types import _parse_datatype_string
@@ -172,7 +214,7 @@ def predict_batch_column(module: Any, batch_size: int) -> Callable[[str], Any]:
         return predict
 
     return predict_batch_udf(make_predict_fn, return_type=_parse_datatype_string(STRUCT_TYPE),
-                             batch_size=batch_size, input_tensor_shapes=[[NUM_FEATURES]])
+                             batch_size=batch_size, input_tensor_shapes=[[width]])
 
 
 def identity_arrow(df: Any) -> Any:
@@ -198,11 +240,13 @@ class Case(NamedTuple):
 
 def make_case(spark: Any, name: str, rows: int, partitions: int) -> Case:
     """Data, fitted model, driver-side copy and the (b) UDF for model ``name``."""
-    df = make_data(spark, rows, partitions)
-    model = fit_model(df, MODELS[name])
-    X = collect_matrix(df)
-    assert X.shape == (rows, NUM_FEATURES)
-    return Case(name, rows, df, model, X, predict_batch_column(model.torchModule, BATCH_SIZE))
+    spec = MODELS[name]
+    df = make_data(spark, rows, partitions, width=spec.features)
+    model = fit_model(df, case=spec)
+    X = collect_matrix(df, spec.features)
+    assert X.shape == (rows, spec.features)
+    return Case(name, rows, df, model, X,
+                predict_batch_column(model.torchModule, BATCH_SIZE, spec.features))
 
 
 def runners(case: Case) -> dict[str, Callable[[], None]]:
@@ -273,13 +317,17 @@ def check_counts(case: Case) -> dict[str, Any]:
 
 def bench_model(spark: Any, name: str, rows: int, cfg: Config) -> dict[str, Any]:
     """Build one case, run its rounds, summarize (and check row counts in smoke mode)."""
-    print(f"[{name}] {rows:,} rows, hidden_layers={MODELS[name]}: preparing", flush=True)
+    spec = MODELS[name]
+    print(f"[{name}] {rows:,} rows, {spec.model} {spec.params} on {spec.features} values: "
+          "preparing", flush=True)
     case = make_case(spark, name, rows, cfg.partitions)
     try:
         per_round = run_rounds(case, cfg.rounds, cfg.warmup)
         result: dict[str, Any] = {
             "rows": rows,
-            "hidden_layers": MODELS[name],
+            "model": spec.model,
+            "model_params": spec.params,
+            "input_shape": spec.shape or [spec.features],
             "rounds": per_round,
             "median": {k: statistics.median(r[k] for r in per_round) for k in per_round[0]},
         }
@@ -342,7 +390,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     previous = spark.conf.get(key, None)
     spark.conf.set(key, str(BATCH_SIZE))
     try:
-        sizes = {"light": cfg.rows_light, "heavy": cfg.rows_heavy}
+        sizes = {"light": cfg.rows_light, "heavy": cfg.rows_heavy, "cnn": cfg.rows_cnn}
+        sizes = {k: v for k, v in sizes.items() if k in cfg.only}
         models = {name: bench_model(spark, name, rows, cfg) for name, rows in sizes.items()}
     finally:
         if previous is None:

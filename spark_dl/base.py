@@ -387,6 +387,15 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
             logger.info("%s: rebalancing %d rows over %d partitions (max/mean %.2f)", owner,
                         stats.rows, stats.num_partitions, stats.max_over_mean)
             return rebalance(dataset, stats=stats)
+        # Many small partitions: merge neighbours (no shuffle), keeping every task slot busy.
+        min_rows = max(1, conf.get_int(dataset.sparkSession, conf.MIN_ROWS_PER_TASK))
+        slots = dataset.sparkSession.sparkContext.defaultParallelism
+        target = max(slots, -(-stats.rows // min_rows))
+        if stats.num_partitions > 2 * target:
+            logger.info("%s: coalescing %d partitions of %d rows on average into %d", owner,
+                        stats.num_partitions, stats.rows // max(stats.num_partitions, 1),
+                        target)
+            return dataset.coalesce(target)
         return dataset
 
     # ------------------------------------------------------------------ persistence

@@ -66,6 +66,20 @@ def test_transform_rebalances_skewed_input_and_scores_the_same(lopsided, fitted_
     assert_df_equality(auto.select(cols), never.select(cols), ignore_row_order=True)
 
 
+def test_transform_coalesces_many_small_partitions(spark, lopsided, fitted_clf_2d):
+    """40 even partitions of 25 rows: auto merges them (no shuffle) into the default
+    parallelism; never keeps them; the scores are the same."""
+    many = lopsided.repartition(40).cache()
+    cols = ["id", "probability", "prediction"]
+    auto = fitted_clf_2d.transform(many)
+    never = fitted_clf_2d.copy({fitted_clf_2d.rebalance: "never"}).transform(many)
+    assert auto.rdd.getNumPartitions() == spark.sparkContext.defaultParallelism == 2
+    assert never.rdd.getNumPartitions() == 40
+    assert "Exchange" not in auto._jdf.queryExecution().executedPlan().toString().split(
+        "InMemoryTableScan")[0]
+    assert_df_equality(auto.select(cols), never.select(cols), ignore_row_order=True)
+
+
 @pytest.fixture(scope="module")
 def fitted_clf_2d(lopsided):
     from spark_dl import TorchClassifier

@@ -83,10 +83,19 @@ class SkewProfile:
 
 
 def partition_stats(df: DataFrame) -> PartitionStats:
-    """Rows in each partition of ``df`` (empty partitions included), in one job."""
+    """Rows in each partition of ``df`` (empty partitions included), in one job.
+
+    With more than twice ``defaultParallelism`` partitions the job runs one task per slot.
+    """
     n = df.rdd.getNumPartitions()
     counts = [0] * n
-    for row in df.groupBy(F.spark_partition_id().alias("p")).count().collect():
+    ids = df.select(F.spark_partition_id().alias("p"))
+    slots = df.sparkSession.sparkContext.defaultParallelism
+    if n > 2 * slots:
+        # Many partitions: number the rows in their own partitions, then count them in one
+        # task per slot (coalesce, no shuffle) instead of one short task per partition.
+        ids = ids.coalesce(slots)
+    for row in ids.groupBy("p").count().collect():
         counts[int(row["p"])] = int(row["count"])
     return PartitionStats(counts)
 

@@ -64,7 +64,8 @@ class TorchAnomalyDetector(_TorchEstimator, _AnomalyParams):
     ``modelParams={"kind": "lstm"}`` and ``inputShape=[T, F]``) learns to reproduce each
     row; the loss is the mean squared reconstruction error. After training, every training
     row is scored once and the ``thresholdQuantile`` quantile of those scores becomes the
-    model's ``threshold``. The model writes ``scoreCol`` (the row's reconstruction error,
+    model's ``threshold`` (rows with ``weightCol`` 0, for example known faults, take no part
+    in the loss or the quantile). The model writes ``scoreCol`` (the row's reconstruction error,
     double) and ``predictionCol`` (True above the threshold). No label is needed; scale the
     features first (``StandardScaler``) so that no single feature dominates the error.
 
@@ -169,6 +170,8 @@ class TorchAnomalyDetector(_TorchEstimator, _AnomalyParams):
     def _fit(self, dataset: DataFrame) -> TorchAnomalyDetectionModel:
         model: TorchAnomalyDetectionModel = super()._fit(dataset)  # type: ignore[assignment]
         model._set(threshold=float("inf"))
+        if self._weight_col():  # rows weighted 0 took no part in training: not in the quantile
+            dataset = dataset.filter(F.col(self._weight_col()) > 0)
         scored = model.copy({model.handleInvalid: "skip"}).transform(dataset)
         q = self.getThresholdQuantile()
         (threshold,) = scored.approxQuantile(self.getScoreCol(), [q], 1e-4)

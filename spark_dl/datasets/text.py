@@ -49,7 +49,7 @@ def _block(rng: np.random.Generator, block: dict[str, Any], positive_share: floa
 
 
 def reviews(spark: SparkSession, rows: int = 10_000, *, seed: int = 0,
-            positive_share: float = 0.6, noise: float = 0.02, block_rows: int = 5_000,
+            positive_share: float = 0.6, noise: float = 0.02, block_rows: int = 2_000,
             partitions: int | None = None) -> DataFrame:
     """Review texts with a sentiment label (1.0 positive), made on the executors.
 

@@ -325,4 +325,18 @@ def format_epoch(entry: dict[str, Any], max_epochs: int) -> str:
     text = f"spark_dl epoch {entry['epoch']}/{max_epochs} train_loss={entry['train_loss']:.4f}"
     if "val_loss" in entry:
         text += f" val_loss={entry['val_loss']:.4f} val_{entry['metric']}={entry['val_metric']:.4f}"
-    return text + f" {entry['samples_per_sec']:.0f} samples/s"
+    text += f" {entry['samples_per_sec']:.0f} samples/s"
+    remaining = max_epochs - int(entry["epoch"])
+    if remaining > 0 and entry.get("seconds"):
+        text += f" ETA {_duration(remaining * float(entry['seconds']))}"
+    return text
+
+
+def _duration(seconds: float) -> str:
+    """``42s``, ``3m05s`` or ``1h02m``."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"

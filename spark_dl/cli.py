@@ -1,0 +1,183 @@
+"""The ``spark-dl`` command.
+
+``spark-dl run conf/<pipeline>.yaml`` runs an end-to-end pipeline; ``spark-dl score
+--model M --input I --output O`` scores data with a saved model, reading and writing
+through Spark (nothing is collected on the driver), for nightly batch jobs. Errors in
+the command line or the config print one line naming what to fix and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+from urllib.parse import urlparse
+
+from spark_dl.jobs.config import ConfigError
+
+FORMATS = ("parquet", "csv", "json", "orc", "table")
+#: Packages whose saved stages the score command will load (metadata names the class).
+TRUSTED_PREFIXES = ("pyspark.ml.", "spark_dl.")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spark-dl", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a pipeline from its YAML config")
+    run.add_argument("config", help="path to a YAML config, e.g. conf/fraud_detection.yaml")
+    _run_options(run)
+    score = sub.add_parser("score", help="score data with a saved PipelineModel")
+    score.add_argument("--model", required=True, help="path of a saved PipelineModel or model")
+    score.add_argument("--input", required=True, help="input path (or table name)")
+    score.add_argument("--output", required=True, help="output path (or table name)")
+    score.add_argument("--input-format", choices=FORMATS, default=None,
+                       help="default: from the input's extension, else parquet")
+    score.add_argument("--output-format", choices=FORMATS, default="parquet")
+    score.add_argument("--columns", default=None,
+                       help="comma-separated columns to write (default: all; ML vectors "
+                            "are written as arrays of doubles)")
+    score.add_argument("--overwrite", action="store_true", help="replace existing output")
+    score.add_argument("--master", default="local[*]",
+                       help="Spark master when not launched by spark-submit")
+    score.add_argument("--verbose", action="store_true", help="Spark's INFO logs and progress")
+    return p
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config value (YAML syntax), e.g. training.max_epochs=3")
+    p.add_argument("--verbose", action="store_true", help="Spark's INFO logs and progress")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``spark-dl``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args.config, args.set, args.verbose)
+        return _score(args)
+    except ConfigError as exc:
+        print(f"spark-dl: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run_pipeline(name: str, argv: list[str] | None = None) -> int:
+    """Entry point of ``pipelines/<name>.py`` (``--config`` defaults to conf/<name>.yaml)."""
+    p = argparse.ArgumentParser(prog=f"pipelines/{name}.py",
+                                description=f"Run the {name} pipeline.")
+    p.add_argument("--config", default=os.path.join("conf", f"{name}.yaml"))
+    _run_options(p)
+    args = p.parse_args(argv)
+    try:
+        return _run(args.config, args.set, args.verbose, expected=name)
+    except ConfigError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(config: str, overrides: list[str], verbose: bool, expected: str | None = None) -> int:
+    from spark_dl.jobs.runner import load, run
+
+    cfg = load(config, overrides)
+    if expected and cfg["pipeline"] != expected:
+        raise ConfigError(f"{config} configures pipeline {cfg['pipeline']!r}, not {expected!r}.")
+    run(cfg, verbose=verbose)
+    return 0
+
+
+# ---------------------------------------------------------------------- score
+def _score(args: argparse.Namespace) -> int:
+    spark = _session(args.master, args.verbose)
+    model = load_model(spark, args.model)
+    df = _read(spark, args.input, args.input_format)
+    scored = model.transform(df)
+    cols = ([c.strip() for c in args.columns.split(",") if c.strip()] if args.columns
+            else scored.columns)
+    missing = [c for c in cols if c not in scored.columns]
+    if missing:
+        raise ConfigError(f"--columns {missing} are not in the scored data: {scored.columns}.")
+    writer = _portable(scored.select(*cols)).write.mode("overwrite" if args.overwrite else "errorifexists")
+    try:
+        if args.output_format == "table":
+            writer.saveAsTable(args.output)
+        else:
+            writer.format(args.output_format).save(args.output)
+    except Exception as exc:  # AnalysisException: path exists, no permission, ...
+        first = str(exc).splitlines()[0]
+        if "already exists" in first:
+            raise ConfigError(f"--output {args.output!r} already exists; pass --overwrite to "
+                              "replace it.") from None
+        raise
+    print(f"spark-dl score: wrote {', '.join(cols)} to {args.output} ({args.output_format})")
+    return 0
+
+
+def _session(master: str, verbose: bool) -> Any:
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName("spark-dl-score")
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        builder = builder.master(master)
+    if not verbose:
+        builder = builder.config("spark.ui.showConsoleProgress", "false")
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("INFO" if verbose else "ERROR")
+    return spark
+
+
+def load_model(spark: Any, path: str) -> Any:
+    """Load a saved PipelineModel or single model, refusing paths that hold neither."""
+    import importlib
+
+    try:
+        text = spark.sparkContext.textFile(f"{path.rstrip('/')}/metadata").first()
+        cls_name = json.loads(text)["class"]
+    except Exception:
+        raise ConfigError(f"--model {path!r} is not a saved model: it has no readable "
+                          "metadata/ folder (save one with model.write().save(path)).") from None
+    if not cls_name.startswith(TRUSTED_PREFIXES):
+        raise ConfigError(f"--model {path!r} holds a {cls_name}; only pyspark.ml and spark_dl "
+                          "models are loaded.")
+    module, _, name = cls_name.rpartition(".")
+    return getattr(importlib.import_module(module), name).load(path)
+
+
+def _read(spark: Any, path: str, fmt: str | None) -> Any:
+    fmt = fmt or _format_of(path)
+    if fmt == "table":
+        return spark.table(path)
+    url = urlparse(path)
+    if url.scheme in ("", "file") and not os.path.exists(url.path):
+        raise ConfigError(f"--input {path!r} does not exist.")
+    reader = spark.read
+    if fmt == "csv":
+        reader = reader.option("header", "true").option("inferSchema", "true")
+    try:
+        return reader.format(fmt).load(path)
+    except Exception as exc:
+        raise ConfigError(f"--input {path!r} could not be read as {fmt}: "
+                          f"{str(exc).splitlines()[0]}") from None
+
+
+def _format_of(path: str) -> str:
+    ext = os.path.splitext(path.rstrip("/"))[1].lstrip(".").lower()
+    return ext if ext in ("csv", "json", "orc", "parquet") else "parquet"
+
+
+def _portable(df: Any) -> Any:
+    """ML Vector columns as array<double>, which every output format can hold."""
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.ml.linalg import VectorUDT
+    from pyspark.sql import functions as F
+
+    return df.select(*[vector_to_array(F.col(f.name)).alias(f.name)
+                       if isinstance(f.dataType, VectorUDT) else F.col(f.name)
+                       for f in df.schema.fields])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Run one end-to-end job: data -> Pipeline fit -> scores -> model, metrics and report.
+
+A scenario module (``spark_dl.jobs.<name>``) says what is specific to its pipeline:
+``SCHEMA`` (its extra config keys), ``TASK``, ``generate`` (data made on the executors),
+``split``, ``build_pipeline`` and ``evaluate``. This module does the rest, the same way
+for every pipeline: Spark session, reading the user's data, the skew profile, timings,
+the saved ``PipelineModel``, scored parquet, ``metrics.json`` and the report.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from spark_dl.jobs.config import (
+    Bool,
+    ConfigError,
+    Float,
+    Int,
+    Mapping,
+    Schema,
+    Str,
+    merge,
+    read_yaml,
+    set_override,
+    validate,
+)
+
+PIPELINES = ("fraud_detection", "sentiment", "image_classification", "equipment_fault",
+             "price_trend")
+SOURCES = ("generate", "parquet", "csv", "json", "table")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+BASE_SCHEMA: Schema = {
+    "pipeline": Str(required=True, choices=PIPELINES),
+    "spark": {
+        "master": Str("local[2]"),
+        "app_name": Str(),
+        "conf": Mapping({"spark.sql.shuffle.partitions": 8, "spark.ui.enabled": False}),
+    },
+    "data": {
+        "source": Str("generate", choices=SOURCES),
+        "path": Str(),
+        "options": Mapping(),
+        "rows": Int(20_000, minimum=10),
+        "seed": Int(0),
+        "partitions": Int(None, minimum=1),
+    },
+    "model": {"name": Str("mlp"), "params": Mapping()},
+    "training": {
+        "max_epochs": Int(5, minimum=1),
+        "batch_size": Int(256, minimum=1),
+        "learning_rate": Float(1e-3, low=0, open_low=True),
+        "optimizer": Str("adam", choices=OPTIMIZERS),
+        "num_processes": Int(1, minimum=1),
+        "local_mode": Bool(True),
+        "validation_fraction": Float(0.1, low=0.0, high=1.0, open_high=True),
+        "early_stopping_patience": Int(0, minimum=0),
+        "seed": Int(0),
+        "checkpoint_dir": Str(),
+    },
+    "evaluation": {"test_fraction": Float(0.2, low=0.0, high=1.0, open_low=True,
+                                          open_high=True)},
+    "output": {"dir": Str(required=True), "report": Bool(True), "scored_columns": Mapping()},
+}
+
+logger = logging.getLogger(__name__)
+
+
+def scenario(name: str) -> Any:
+    """The scenario module of pipeline ``name``."""
+    return importlib.import_module(f"spark_dl.jobs.{name}")
+
+
+def load(path: str, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Read, override and validate a job config; every default filled in."""
+    raw = read_yaml(path)
+    for assignment in overrides or []:
+        set_override(raw, assignment)
+    name = raw.get("pipeline")
+    if name not in PIPELINES:
+        raise ConfigError(f"{path}: 'pipeline' must be one of {list(PIPELINES)}. Got {name!r}.")
+    try:
+        cfg = validate(raw, merge(BASE_SCHEMA, scenario(name).SCHEMA), "")
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    _check_data_path(cfg, path)
+    cfg["_config_path"] = os.path.abspath(path)
+    return cfg
+
+
+def _check_data_path(cfg: dict[str, Any], path: str) -> None:
+    data = cfg["data"]
+    if data["source"] == "generate":
+        return
+    if not data["path"]:
+        raise ConfigError(f"{path}: data.path is required when data.source is "
+                          f"{data['source']!r} (a file, folder or table name).")
+    url = urlparse(data["path"])
+    if data["source"] != "table" and url.scheme in ("", "file") and not os.path.exists(url.path):
+        raise ConfigError(f"{path}: data.path {data['path']!r} does not exist.")
+
+
+# ---------------------------------------------------------------------- Spark
+def get_spark(cfg: dict[str, Any], verbose: bool = False) -> Any:
+    """The job's SparkSession: the one spark-submit configured, or a new one from ``spark``."""
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(cfg["spark"]["app_name"] or f"spark_dl-{cfg['pipeline']}")
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        builder = builder.master(cfg["spark"]["master"])
+        if cfg["spark"]["master"].startswith("local"):
+            builder = builder.config("spark.driver.host", "127.0.0.1").config(
+                "spark.driver.bindAddress", "127.0.0.1")
+    for key, value in cfg["spark"]["conf"].items():
+        builder = builder.config(key, str(value).lower() if isinstance(value, bool) else str(value))
+    if not verbose:
+        builder = builder.config("spark.ui.showConsoleProgress", "false")
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("INFO" if verbose else "ERROR")
+    # TorchDistributor logs "Started/Finished ... training" at INFO on every fit.
+    logging.getLogger("TorchDistributor").setLevel(logging.INFO if verbose else logging.WARNING)
+    return spark
+
+
+def read_data(spark: Any, cfg: dict[str, Any]) -> Any:
+    """The user's data (parquet, csv, json or a table), or the scenario's generated data."""
+    data = cfg["data"]
+    if data["source"] == "generate":
+        return scenario(cfg["pipeline"]).generate(spark, cfg)
+    if data["source"] == "table":
+        return spark.table(data["path"])
+    reader = spark.read.options(**{k: str(v) for k, v in data["options"].items()})
+    if data["source"] == "csv":
+        reader = reader.option("header", data["options"].get("header", "true")).option(
+            "inferSchema", data["options"].get("inferSchema", "true"))
+    try:
+        return reader.format(data["source"]).load(data["path"])
+    except Exception as exc:  # AnalysisException and friends: say which key to fix
+        raise ConfigError(f"data.path {data['path']!r} could not be read as "
+                          f"{data['source']}: {str(exc).splitlines()[0]}") from None
+
+
+# ---------------------------------------------------------------------- the run
+@dataclass
+class RunResult:
+    """What a run produced, for the caller and the tests."""
+
+    metrics: dict[str, float]
+    output_dir: str
+    report: str | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def run(cfg: dict[str, Any], *, verbose: bool = False, spark: Any = None) -> RunResult:
+    """Run the job ``cfg`` describes and write its outputs to ``output.dir``."""
+    from spark_dl.jobs.outputs import write_outputs
+    from spark_dl.skew import profile
+
+    sc = scenario(cfg["pipeline"])
+    spark = spark or get_spark(cfg, verbose)
+    timings: dict[str, float] = {}
+    start = time.time()
+    df = sc.prepare_input(read_data(spark, cfg), cfg).cache()
+    rows = df.count()
+    skew = profile(df, key_col=sc.key_col(cfg), label_col=sc.label_col(cfg))
+    timings["data"] = time.time() - start
+    print(f"spark_dl {cfg['pipeline']}: {rows:,} input rows in {skew.partitions.num_partitions} "
+          f"partitions (max/mean {skew.partitions.max_over_mean:.2f})", flush=True)
+    train, test = sc.split(df, cfg)
+    t0 = time.time()
+    model = sc.build_pipeline(cfg, train).fit(train)
+    timings["fit"] = time.time() - t0
+    _print_training_summary(model, timings["fit"])
+    t0 = time.time()
+    scored = model.transform(test).cache()
+    evaluation = sc.evaluate(scored, cfg)
+    timings["score_and_evaluate"] = time.time() - t0
+    for name, value in evaluation.metrics.items():
+        print(f"spark_dl {cfg['pipeline']}: {name} = {value:.4f}", flush=True)
+    t0 = time.time()
+    report = write_outputs(cfg, model, scored, evaluation, skew, timings)
+    timings["outputs"] = time.time() - t0
+    scored.unpersist()
+    df.unpersist()
+    return RunResult(evaluation.metrics, cfg["output"]["dir"], report, timings)
+
+
+def _print_training_summary(model: Any, seconds: float) -> None:
+    history = torch_history(model)
+    if not history:
+        return
+    last = history[-1]
+    text = (f"spark_dl: trained {len(history)} epoch(s) in {seconds:.0f}s, final train_loss "
+            f"{last['train_loss']:.4f}")
+    if "val_metric" in last:
+        text += f", val_{last['metric']} {last['val_metric']:.4f}"
+    print(text, flush=True)
+
+
+def torch_history(model: Any) -> list[dict[str, Any]]:
+    """The per-epoch history of the torch stage inside a fitted PipelineModel."""
+    for stage in getattr(model, "stages", [model]):
+        if hasattr(stage, "history") and hasattr(stage, "torchModule"):
+            return stage.history
+    return []
+
+
+def save_json(path: str, data: Any) -> None:
+    """Write ``data`` as indented JSON (local path)."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True, default=str)

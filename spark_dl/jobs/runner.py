@@ -128,9 +128,21 @@ def get_spark(cfg: dict[str, Any], verbose: bool = False) -> Any:
         builder = builder.config("spark.ui.showConsoleProgress", "false")
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("INFO" if verbose else "ERROR")
-    # TorchDistributor logs "Started/Finished ... training" at INFO on every fit.
-    logging.getLogger("TorchDistributor").setLevel(logging.INFO if verbose else logging.WARNING)
+    # TorchDistributor logs "Started/Finished ... training" at INFO on every fit, and
+    # resets its logger's level each time: a filter is what stays.
+    quiet = logging.getLogger("TorchDistributor")
+    for f in [f for f in quiet.filters if isinstance(f, _BelowWarning)]:
+        quiet.removeFilter(f)
+    if not verbose:
+        quiet.addFilter(_BelowWarning())
     return spark
+
+
+class _BelowWarning(logging.Filter):
+    """Drops records below WARNING."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
 
 
 def read_data(spark: Any, cfg: dict[str, Any]) -> Any:

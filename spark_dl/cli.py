@@ -139,6 +139,7 @@ def load_model(spark: Any, path: str) -> Any:
     except Exception:
         raise ConfigError(f"--model {path!r} is not a saved model: it has no readable "
                           "metadata/ folder (save one with model.write().save(path)).") from None
+    cls_name = cls_name.replace("org.apache.spark.", "pyspark.", 1)  # as pyspark's reader
     if not cls_name.startswith(TRUSTED_PREFIXES):
         raise ConfigError(f"--model {path!r} holds a {cls_name}; only pyspark.ml and spark_dl "
                           "models are loaded.")

@@ -1,0 +1,144 @@
+"""The end-to-end pipelines on tiny data (each asserts a metric floor and its outputs),
+and the spark-dl command's errors."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from spark_dl.cli import main as cli
+from spark_dl.jobs.config import ConfigError
+from spark_dl.jobs.runner import load, run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def conf(name: str) -> str:
+    return os.path.join(ROOT, "conf", f"{name}.yaml")
+
+
+def run_tiny(spark, name: str, tmp_path, *overrides: str):
+    cfg = load(conf(name), [f"output.dir={tmp_path / name}", *overrides])
+    result = run(cfg, spark=spark)
+    out = tmp_path / name
+    for produced in ("metrics.json", "report.md", "training.png", "skew.png"):
+        assert (out / produced).is_file(), produced
+    assert (out / "model" / "metadata").is_dir() and (out / "scored").is_dir()
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["metrics"] == pytest.approx(result.metrics)
+    return result, out
+
+
+@pytest.mark.slow
+def test_sentiment_pipeline_beats_the_majority_baseline(spark, tmp_path):
+    result, out = run_tiny(spark, "sentiment", tmp_path, "data.rows=4000",
+                           "training.max_epochs=5")
+    baseline = json.loads((out / "metrics.json").read_text())["baseline"]["accuracy"]
+    assert result.metrics["accuracy"] >= baseline + 0.1, (result.metrics, baseline)
+    assert (out / "confusion.png").is_file()
+
+
+@pytest.mark.slow
+def test_equipment_fault_pipeline_finds_faults(spark, tmp_path):
+    result, out = run_tiny(spark, "equipment_fault", tmp_path, "data.rows=16000",
+                           "training.max_epochs=4")
+    assert result.metrics["auc_roc"] >= 0.9, result.metrics
+    assert (out / "roc_pr.png").is_file() and (out / "scores.png").is_file()
+
+
+# ---------------------------------------------------------------------- errors
+def write(tmp_path, text: str) -> str:
+    path = tmp_path / "job.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_missing_config_file(tmp_path, capsys):
+    assert cli(["run", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml' does not exist" in capsys.readouterr().err
+
+
+def test_unknown_key_is_named_with_a_suggestion(tmp_path):
+    path = write(tmp_path, "pipeline: sentiment\noutput: {dir: x}\ntraining: {max_epoch: 3}\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'training.max_epoch'. Did you mean "
+                                          r"'max_epochs'\?"):
+        load(path)
+
+
+@pytest.mark.parametrize("text,match", [
+    ("pipeline: sentiment\noutput: {dir: x}\ntraining: {max_epochs: 0}\n",
+     r"training.max_epochs must be an int >= 1. Got 0"),
+    ("pipeline: sentiment\noutput: {dir: x}\ntraining: {learning_rate: fast}\n",
+     r"training.learning_rate must be a number > 0"),
+    ("pipeline: sentiment\noutput: {dir: x}\nmodel: {name: gru}\n",
+     r"model.name must be one of \['lstm', 'transformer'\]. Got 'gru'"),
+    ("pipeline: nosuch\noutput: {dir: x}\n", r"'pipeline' must be one of"),
+    ("pipeline: sentiment\n", r"output.dir is required"),
+    ("pipeline: sentiment\noutput: {dir: x}\ndata: {source: parquet}\n",
+     r"data.path is required when data.source is 'parquet'"),
+    ("pipeline: sentiment\noutput: {dir: x}\ndata: {source: csv, path: /no/such.csv}\n",
+     r"data.path '/no/such.csv' does not exist"),
+    ("pipeline: sentiment\noutput: {dir: x}\ntraining: {local_mode: 1}\n",
+     r"training.local_mode must be true or false. Got 1"),
+    ("- just\n- a list\n", r"top level must be a mapping"),
+])
+def test_bad_values_name_the_key(tmp_path, text, match):
+    with pytest.raises(ConfigError, match=match):
+        load(write(tmp_path, text))
+
+
+def test_cli_reports_config_errors_on_one_line(tmp_path, capsys):
+    path = write(tmp_path, "pipeline: sentiment\noutput: {dir: x}\nbogus: 1\n")
+    assert cli(["run", path]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spark-dl: error:") and "unknown key 'bogus'" in err
+
+
+def test_score_refuses_a_path_that_is_not_a_saved_model(spark, tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    spark.range(3).write.parquet(str(tmp_path / "in"))
+    code = cli(["score", "--model", str(tmp_path / "data"), "--input", str(tmp_path / "in"),
+                "--output", str(tmp_path / "out")])
+    assert code == 2
+    assert "is not a saved model" in capsys.readouterr().err
+
+
+def test_score_reports_unreadable_input(spark, tmp_path, capsys):
+    from pyspark.ml import Pipeline
+    from pyspark.ml.feature import SQLTransformer
+
+    model = Pipeline(stages=[SQLTransformer(statement="SELECT * FROM __THIS__")]).fit(
+        spark.range(1))
+    model.save(str(tmp_path / "m"))
+    code = cli(["score", "--model", str(tmp_path / "m"), "--input", str(tmp_path / "nope"),
+                "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--input" in err and "does not exist" in err
+
+
+def test_score_streams_a_saved_pipeline_over_parquet(spark, tmp_path):
+    from pyspark.ml import Pipeline
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.sql import functions as F
+
+    from spark_dl import TorchClassifier
+
+    df = spark.range(400).select("id", (F.col("id") % 7).cast("double").alias("a"),
+                                 (F.col("id") % 3).cast("double").alias("b"),
+                                 (F.col("id") % 2).cast("double").alias("label"))
+    model = Pipeline(stages=[VectorAssembler(inputCols=["a", "b"], outputCol="features"),
+                             TorchClassifier(maxEpochs=1)]).fit(df)
+    model.save(str(tmp_path / "model"))
+    df.drop("label").write.parquet(str(tmp_path / "in"))
+    args = ["score", "--model", str(tmp_path / "model"), "--input", str(tmp_path / "in"),
+            "--output", str(tmp_path / "out")]
+    assert cli(args) == 0
+    out = spark.read.parquet(str(tmp_path / "out"))
+    assert dict(out.dtypes)["probability"] == "array<double>"  # vectors written as arrays
+    expected = model.transform(df).select("id", "prediction")
+    got = out.select("id", "prediction")
+    assert got.count() == 400 and got.exceptAll(expected).count() == 0
+    assert cli(args) == 2  # the output exists now: refused without --overwrite
+    assert cli(args + ["--overwrite"]) == 0

@@ -765,6 +765,16 @@ class WorkerMemory(threading.Thread):
         return {p: v for p, v in self.peak.items() if self.parent.get(p) not in self.pyspark}
 
 
+def worker_baseline(spark: Any, sampler: WorkerMemory) -> int:
+    """Start the Python workers with pandas and pyarrow imported (an identity
+    ``mapInPandas`` over 2 partitions) and return their largest peak, KiB: the baseline of
+    any worker. ``sampler`` must be running."""
+    spark.range(0, 1000, 1, 2).mapInPandas(lambda it: it, "id long").count()
+    time.sleep(0.3)
+    sampler.poll()
+    return max(sampler.workers().values(), default=0)
+
+
 def mem_child(cfg: Config, mode: str, range_sample: int | None) -> dict[str, Any]:
     """In a fresh process: the approach ``mode`` on layout B, sampling worker memory."""
     from pyspark.sql import functions as F
@@ -777,11 +787,7 @@ def mem_child(cfg: Config, mode: str, range_sample: int | None) -> dict[str, Any
                     cfg.window_rows)
         sampler = WorkerMemory(os.getpid())
         sampler.start()
-        # Start the workers with pandas and pyarrow imported: the baseline of any worker.
-        spark.range(0, 1000, 1, 2).mapInPandas(lambda it: it, "id long").count()
-        time.sleep(0.3)
-        sampler.poll()
-        baseline = max(sampler.workers().values(), default=0)
+        baseline = worker_baseline(spark, sampler)
         start = time.perf_counter()
         if mode == "windower":
             out = windower(cfg).transform(df)
@@ -814,11 +820,17 @@ def run_mem_child(cfg: Config, mode: str, range_sample: int | None,
         cmd.append("--smoke")
     if range_sample:
         cmd += ["--range-sample", str(range_sample)]
+    return run_tagged(cmd, mode, timeout)
+
+
+def run_tagged(cmd: list[str], what: str, timeout: float = 900.0) -> dict[str, Any]:
+    """Run ``cmd``, a child that prints its result as ``MEM_TAG`` + JSON, and return that
+    result with the child's wall seconds added as ``process_seconds``."""
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MEM_TAG)]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"memory child {mode} failed (rc {proc.returncode}):\n"
+        raise RuntimeError(f"memory child {what} failed (rc {proc.returncode}):\n"
                            f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
     res = json.loads(lines[-1][len(MEM_TAG):])
     res["process_seconds"] = time.perf_counter() - start

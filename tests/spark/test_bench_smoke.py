@@ -30,6 +30,9 @@ def _load(name: str):
     ("feed", lambda r: r["median"]["ours"] > 0 and r["median"]["pyspark"] > 0),
     ("partitions", lambda r: r["median"]["t200"] > 0),
     ("training", lambda r: r["median"]["ours_startup"] > 0 and "first_step" in r["stages"]),
+    ("memory", lambda r: all(r["rounds"][0][job]["scored_rows"] == r["config"]["rows"]
+                             and r["rounds"][0][job]["worker_peak_kib"] > 0
+                             for job in ("ours_1", "ours_many", "pbu_1"))),
 ])
 def test_benchmark_smoke(spark, name, check):
     assert check(_load(name).main(["--smoke"]))

@@ -19,9 +19,9 @@ $(STAMP): requirements/dev.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
-## Run the main job (for now the README quickstart) on a local Spark.
+## Run the main job: the fraud_detection pipeline on generated data, on a local Spark.
 demo: $(STAMP)
-	$(PY) pipelines/quickstart.py
+	$(PY) -m spark_dl.cli run conf/fraud_detection.yaml
 
 ## Run the test suite.
 test: $(STAMP)

@@ -58,7 +58,7 @@ def label_col(cfg: dict[str, Any]) -> str:
 
 def generate(spark: Any, cfg: dict[str, Any]) -> DataFrame:
     """Transactions made on the executors (``spark_dl.datasets.transactions``)."""
-    from spark_dl.datasets import transactions
+    from spark_dl.datasets.transactions import transactions
 
     d = cfg["data"]
     return transactions(spark, d["rows"], seed=d["seed"], partitions=d["partitions"],

@@ -35,7 +35,7 @@ from spark_dl.jobs.config import (
 
 PIPELINES = ("fraud_detection", "sentiment", "image_classification", "equipment_fault",
              "price_trend")
-SOURCES = ("generate", "parquet", "csv", "json", "table")
+SOURCES = ("generate", "parquet", "csv", "json", "table", "image")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 BASE_SCHEMA: Schema = {
@@ -153,6 +153,8 @@ def read_data(spark: Any, cfg: dict[str, Any]) -> Any:
     if data["source"] == "table":
         return spark.table(data["path"])
     reader = spark.read.options(**{k: str(v) for k, v in data["options"].items()})
+    if data["source"] == "image":  # Spark's image data source, class folders below path
+        reader = reader.option("recursiveFileLookup", "true")
     if data["source"] == "csv":
         reader = reader.option("header", data["options"].get("header", "true")).option(
             "inferSchema", data["options"].get("inferSchema", "true"))

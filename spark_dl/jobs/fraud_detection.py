@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from pyspark.ml import Pipeline
-from pyspark.ml.feature import StandardScaler, VectorAssembler
+from pyspark.ml.feature import SQLTransformer, StandardScaler, VectorAssembler
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -19,7 +19,7 @@ from spark_dl.jobs.common import (
     require_columns,
     torch_params,
 )
-from spark_dl.jobs.config import Field, Float, Int, Mapping, Schema, Str, Strings
+from spark_dl.jobs.config import ConfigError, Field, Float, Int, Mapping, Schema, Str, Strings
 from spark_dl.jobs.outputs import Evaluation
 
 TASK = "binary"
@@ -36,6 +36,7 @@ SCHEMA: Schema = {
             "hot_share": Float(0.6, low=0.0, high=1.0),
         },
         "feature_cols": Strings(FEATURES),
+        "log_cols": Strings(["amount", "card_age_days", "distance_km"]),
         "label_col": Str("label"),
         "key_col": Str("merchant"),
         "id_col": Str("id"),
@@ -69,6 +70,9 @@ def prepare_input(df: DataFrame, cfg: dict[str, Any]) -> DataFrame:
     """Check the configured columns exist; label as double."""
     d = cfg["data"]
     require_columns(df, d["feature_cols"], "data.feature_cols")
+    unknown = [c for c in d["log_cols"] if c not in d["feature_cols"]]
+    if unknown:
+        raise ConfigError(f"data.log_cols {unknown} must also be in data.feature_cols.")
     require_columns(df, [d["label_col"]], "data.label_col")
     if d["key_col"]:
         require_columns(df, [d["key_col"]], "data.key_col")
@@ -80,11 +84,16 @@ def split(df: DataFrame, cfg: dict[str, Any]) -> tuple[DataFrame, DataFrame]:
 
 
 def build_pipeline(cfg: dict[str, Any], train: DataFrame) -> Pipeline:
-    """VectorAssembler -> StandardScaler -> TorchClassifier (MLP, balanced class weights)."""
+    """log1p of skewed amounts -> VectorAssembler -> StandardScaler -> TorchClassifier (MLP,
+    balanced class weights)."""
     d = cfg["data"]
-    return Pipeline(stages=[
-        VectorAssembler(inputCols=d["feature_cols"], outputCol="raw_features",
-                        handleInvalid="skip"),
+    logs = ", ".join(f"ln(1 + greatest(`{c}`, 0)) AS `{c}__log`" for c in d["log_cols"])
+    inputs = [f"{c}__log" if c in d["log_cols"] else c for c in d["feature_cols"]]
+    stages: list[Any] = []
+    if logs:
+        stages.append(SQLTransformer(statement=f"SELECT *, {logs} FROM __THIS__"))
+    return Pipeline(stages=stages + [
+        VectorAssembler(inputCols=inputs, outputCol="raw_features", handleInvalid="skip"),
         StandardScaler(inputCol="raw_features", outputCol="features", withMean=True),
         TorchClassifier(featuresCol="features", labelCol=d["label_col"],
                         classWeights=cfg["training"]["class_weights"], **torch_params(cfg)),

@@ -48,6 +48,35 @@ def test_equipment_fault_pipeline_finds_faults(spark, tmp_path):
     assert (out / "roc_pr.png").is_file() and (out / "scores.png").is_file()
 
 
+@pytest.mark.slow
+def test_fraud_pipeline_ranks_fraud_far_above_the_base_rate(spark, tmp_path):
+    result, out = run_tiny(spark, "fraud_detection", tmp_path, "data.rows=30000",
+                           "data.generator.fraud_rate=0.02", "training.max_epochs=3")
+    base = json.loads((out / "metrics.json").read_text())["baseline"]["auc_pr"]
+    assert result.metrics["auc_pr"] >= 5 * base and result.metrics["auc_roc"] >= 0.9, \
+        (result.metrics, base)
+    assert "recall_at_precision_0.5" in result.metrics
+    assert (out / "roc_pr.png").is_file()
+
+
+@pytest.mark.slow
+def test_image_pipeline_on_digits(spark, tmp_path):
+    result, out = run_tiny(spark, "image_classification", tmp_path, "data.dataset=digits",
+                           "data.input_shape=[1,8,8]", "image.size=[8,8]", "image.channels=1",
+                           "training.max_epochs=4")
+    assert result.metrics["accuracy"] >= 0.9, result.metrics
+    assert (out / "confusion.png").is_file()
+
+
+@pytest.mark.slow
+def test_price_trend_pipeline_beats_both_naive_baselines(spark, tmp_path):
+    result, out = run_tiny(spark, "price_trend", tmp_path, "data.rows=40000",
+                           "training.max_epochs=4")
+    baseline = json.loads((out / "metrics.json").read_text())["baseline"]
+    best_naive = max(baseline["accuracy"], baseline["same as today accuracy"])
+    assert result.metrics["accuracy"] >= best_naive + 0.02, (result.metrics, baseline)
+
+
 # ---------------------------------------------------------------------- errors
 def write(tmp_path, text: str) -> str:
     path = tmp_path / "job.yaml"

@@ -78,6 +78,46 @@ def test_price_trend_pipeline_beats_both_naive_baselines(spark, tmp_path):
 
 
 # ---------------------------------------------------------------------- errors
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "json", "table"])
+def test_user_data_is_read_by_path_or_table(spark, tmp_path, fmt):
+    from spark_dl.datasets import reviews
+    from spark_dl.jobs.runner import read_data, scenario
+
+    df = reviews(spark, 50, seed=1)
+    where = str(tmp_path / f"reviews_{fmt}")
+    if fmt == "table":
+        where = "spark_dl_test_reviews"
+        df.write.mode("overwrite").saveAsTable(where)
+    else:
+        df.write.mode("overwrite").format(fmt).option("header", "true").save(where)
+    cfg = load(conf("sentiment"), [f"data.source={fmt}", f"data.path={where}",
+                                   f"output.dir={tmp_path}"])
+    got = scenario("sentiment").prepare_input(read_data(spark, cfg), cfg)
+    assert got.count() == 50 and dict(got.dtypes)["label"] == "double"
+    if fmt == "table":
+        spark.sql(f"DROP TABLE {where}")
+
+
+def test_unreadable_user_data_names_the_key(spark, tmp_path):
+    from spark_dl.jobs.runner import read_data
+
+    bad = tmp_path / "broken.parquet"
+    bad.write_bytes(b"this is not parquet")
+    cfg = load(conf("sentiment"), ["data.source=parquet", f"data.path={bad}",
+                                   f"output.dir={tmp_path}"])
+    with pytest.raises(Exception, match=r"broken.parquet"):
+        read_data(spark, cfg).count()
+
+
+def test_missing_user_columns_name_the_config_key(spark, tmp_path):
+    from spark_dl.jobs.runner import scenario
+
+    cfg = load(conf("fraud_detection"), [f"output.dir={tmp_path}"])
+    with pytest.raises(ConfigError, match=r"data.feature_cols: column\(s\) \['amount'"):
+        scenario("fraud_detection").prepare_input(spark.range(3).withColumnRenamed("id", "x"),
+                                                  cfg)
+
+
 def write(tmp_path, text: str) -> str:
     path = tmp_path / "job.yaml"
     path.write_text(text)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spark_dl.jobs.report import (ReportData, _thin, average_precision, fmt, roc_auc,
-                                  roc_curve, write_report)
+from spark_dl.jobs.curves import _thin, average_precision, roc_auc, roc_curve
+from spark_dl.jobs.report import ReportData, fmt, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RNG_SEED = 7

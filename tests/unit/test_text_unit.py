@@ -7,8 +7,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from spark_dl.feature import text
-from spark_dl.feature.text import (
+from spark_dl.feature import _text_ids as text
+from spark_dl.feature._text_ids import (
     PAD_ID,
     UNK_ID,
     IdsTask,

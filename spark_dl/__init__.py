@@ -32,7 +32,12 @@ if TYPE_CHECKING:
     from spark_dl.anomaly import TorchAnomalyDetectionModel, TorchAnomalyDetector  # noqa: F401
     from spark_dl.classification import TorchClassificationModel, TorchClassifier  # noqa: F401
     from spark_dl.errors import TrainingFailedError  # noqa: F401
-    from spark_dl.feature import ImageTensorizer, SequenceWindower, Vocabulary, VocabularyModel  # noqa: F401
+    from spark_dl.feature import (  # noqa: F401
+        ImageTensorizer,
+        SequenceWindower,
+        Vocabulary,
+        VocabularyModel,
+    )
     from spark_dl.regression import TorchRegressionModel, TorchRegressor  # noqa: F401
 
 

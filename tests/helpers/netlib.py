@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import torch
 from torch import nn
@@ -59,14 +60,16 @@ class CrashOnce(TinyNet):
 
 
 class KillWorkerOnce(TinyNet):
-    """When scoring (eval mode), SIGKILLs its own Python worker once per ``marker`` file."""
+    """When scoring (eval mode) in a Spark Python worker, SIGKILLs that worker once per
+    ``marker`` file. The driver's shape check (eval mode, no pyspark.worker) is spared."""
 
     def __init__(self, in_features: int, out_features: int, marker: str) -> None:
         super().__init__(in_features, out_features)
         self.marker = marker
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training and not os.path.exists(self.marker):
+        in_worker = "pyspark.worker" in sys.modules
+        if not self.training and in_worker and not os.path.exists(self.marker):
             open(self.marker, "w").close()
             os.kill(os.getpid(), 9)
         return super().forward(x)

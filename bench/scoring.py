@@ -103,7 +103,7 @@ def parse_args(argv: list[str] | None) -> Config:
 
 
 # ---------------------------------------------------------------------- Spark and data
-def get_spark() -> tuple[Any, bool]:
+def get_spark(app: str = "spark_dl-bench-scoring") -> tuple[Any, bool]:
     """The active SparkSession, or a new loopback ``local[2]`` one: ``(spark, created)``."""
     from pyspark.sql import SparkSession
 
@@ -115,7 +115,7 @@ def get_spark() -> tuple[Any, bool]:
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     spark = (
         SparkSession.builder.master("local[2]")
-        .appName("spark_dl-bench-scoring")
+        .appName(app)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.host", "127.0.0.1")

@@ -58,6 +58,8 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 BENCHES = ("scoring", "training", "windowing")
 SCORING_FEATURES = 64
 TRAIN_FEATURES = 16
@@ -145,26 +147,9 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
 # ---------------------------------------------------------------------- Spark and helpers
 def get_spark(app: str = "spark_dl-bench-skew") -> tuple[Any, bool]:
     """The active SparkSession, or a new loopback ``local[2]`` one: ``(spark, created)``."""
-    from pyspark.sql import SparkSession
+    from scoring import get_spark as scoring_spark
 
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active, False
-    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    spark = (
-        SparkSession.builder.master("local[2]")
-        .appName(app)
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.memory", "4g")
-        .getOrCreate()
-    )
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark, True
+    return scoring_spark(app)
 
 
 def noop_write(df: Any) -> None:

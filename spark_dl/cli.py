@@ -115,18 +115,9 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _session(master: str, verbose: bool) -> Any:
-    from pyspark.sql import SparkSession
+    from spark_dl.jobs.runner import spark_session
 
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    builder = SparkSession.builder.appName("spark-dl-score")
-    if "PYSPARK_GATEWAY_PORT" not in os.environ:
-        builder = builder.master(master)
-    if not verbose:
-        builder = builder.config("spark.ui.showConsoleProgress", "false")
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("INFO" if verbose else "ERROR")
-    return spark
+    return spark_session("spark-dl-score", master, {}, verbose)
 
 
 def load_model(spark: Any, path: str) -> Any:

@@ -54,15 +54,16 @@ def positive_score(prob_col: str = "probability") -> Any:
 
 
 def recall_at_precision(labels: np.ndarray, scores: np.ndarray, target: float) -> float:
-    """Best recall over thresholds whose precision is at least ``target`` (0 if none)."""
-    order = np.argsort(-scores, kind="stable")
-    y = labels[order] > 0.5
-    s = scores[order]
-    tp = np.cumsum(y)
-    k = np.arange(1, len(y) + 1)
-    last = np.r_[s[1:] != s[:-1], True]  # cut only between distinct scores
-    precision, recall = tp / k, tp / max(int(y.sum()), 1)
-    ok = last & (precision >= target)
+    """Best recall over thresholds whose precision is at least ``target`` (0 if none, or
+    when the labels hold a single class)."""
+    from spark_dl.jobs.curves import precision_recall_curve
+
+    keep = ~(np.isnan(labels) | np.isnan(scores))
+    y = labels[keep]
+    if not 0 < y.sum() < len(y):
+        return 0.0
+    precision, recall = precision_recall_curve(y, scores[keep])
+    ok = precision >= target
     return float(recall[ok].max()) if ok.any() else 0.0
 
 

@@ -32,11 +32,11 @@ from spark_dl.jobs.config import (
     set_override,
     validate,
 )
+from spark_dl.params import OPTIMIZERS
 
 PIPELINES = ("fraud_detection", "sentiment", "image_classification", "equipment_fault",
              "price_trend")
 SOURCES = ("generate", "parquet", "csv", "json", "table", "image")
-OPTIMIZERS = ("adam", "adamw", "sgd")
 
 BASE_SCHEMA: Schema = {
     "pipeline": Str(required=True, choices=PIPELINES),
@@ -68,7 +68,7 @@ BASE_SCHEMA: Schema = {
     },
     "evaluation": {"test_fraction": Float(0.2, low=0.0, high=1.0, open_low=True,
                                           open_high=True)},
-    "output": {"dir": Str(required=True), "report": Bool(True), "scored_columns": Mapping()},
+    "output": {"dir": Str(required=True), "report": Bool(True)},
 }
 
 logger = logging.getLogger(__name__)
@@ -111,18 +111,29 @@ def _check_data_path(cfg: dict[str, Any], path: str) -> None:
 # ---------------------------------------------------------------------- Spark
 def get_spark(cfg: dict[str, Any], verbose: bool = False) -> Any:
     """The job's SparkSession: the one spark-submit configured, or a new one from ``spark``."""
+    return spark_session(cfg["spark"]["app_name"] or f"spark_dl-{cfg['pipeline']}",
+                         cfg["spark"]["master"], cfg["spark"]["conf"], verbose)
+
+
+def spark_session(app: str, master: str, settings: dict[str, Any], verbose: bool) -> Any:
+    """A SparkSession for a job or the ``spark-dl`` command.
+
+    Under spark-submit its own master and settings win; otherwise ``master`` is used
+    (loopback for ``local[...]``). Executors run this interpreter. Spark's logs stay at
+    ERROR and its progress bars off unless ``verbose``.
+    """
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    builder = SparkSession.builder.appName(cfg["spark"]["app_name"] or f"spark_dl-{cfg['pipeline']}")
+    builder = SparkSession.builder.appName(app)
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit
-        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        builder = builder.master(cfg["spark"]["master"])
-        if cfg["spark"]["master"].startswith("local"):
+        builder = builder.master(master)
+        if master.startswith("local"):
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
             builder = builder.config("spark.driver.host", "127.0.0.1").config(
                 "spark.driver.bindAddress", "127.0.0.1")
-    for key, value in cfg["spark"]["conf"].items():
+    for key, value in settings.items():
         builder = builder.config(key, str(value).lower() if isinstance(value, bool) else str(value))
     if not verbose:
         builder = builder.config("spark.ui.showConsoleProgress", "false")

@@ -20,6 +20,7 @@ _EXPORTS = {
     "TorchAnomalyDetector": "spark_dl.anomaly",
     "TorchAnomalyDetectionModel": "spark_dl.anomaly",
     "TrainingFailedError": "spark_dl.errors",
+    "CheckpointMismatchError": "spark_dl.errors",
     "SequenceWindower": "spark_dl.feature.sequence",
     "ImageTensorizer": "spark_dl.feature.image",
     "Vocabulary": "spark_dl.feature.text",
@@ -31,7 +32,7 @@ __all__ = [*_EXPORTS, "__version__"]
 if TYPE_CHECKING:
     from spark_dl.anomaly import TorchAnomalyDetectionModel, TorchAnomalyDetector  # noqa: F401
     from spark_dl.classification import TorchClassificationModel, TorchClassifier  # noqa: F401
-    from spark_dl.errors import TrainingFailedError  # noqa: F401
+    from spark_dl.errors import CheckpointMismatchError, TrainingFailedError  # noqa: F401
     from spark_dl.feature import (  # noqa: F401
         ImageTensorizer,
         SequenceWindower,

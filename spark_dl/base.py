@@ -173,6 +173,7 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
                                  owner=owner)
         cfg = self._train_config(spark, num_features, num_outputs)
         cfg["layout"] = layout.to_dict()
+        self._own_checkpoints(cfg, stats)
         logger.info("%s: training on %d rows (%d for validation) with %d process(es)",
                     owner, stats.rows, stats.val_rows, self.getNumProcesses())
         result = launch(
@@ -188,6 +189,37 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
                           **result.get("timings", {}), "fit_finished": time.time()}
         self._copyValues(model)
         return model
+
+    #: Params that do not change what a fit computes, so a resume may change them.
+    _NOT_IN_FINGERPRINT = frozenset({
+        "resume", "maxTrainAttempts", "checkpointDir", "rebalance",
+        "handleInvalid", "predictionCol", "probabilityCol", "rawPredictionCol",
+    })
+
+    def _fit_identity(self, stats: Any) -> dict[str, Any]:
+        """What a fit's checkpoints are fingerprinted by: the Params that shape training and
+        the data's size and content checksum (see :mod:`spark_dl.training.checkpoint`)."""
+        identity: dict[str, Any] = {
+            p.name: v for p, v in self.extractParamMap().items()
+            if p.name not in self._NOT_IN_FINGERPRINT
+        }
+        identity.update(stage=type(self).__name__, rows=stats.rows, val_rows=stats.val_rows,
+                        data_checksum=stats.checksum, weight_sum=round(stats.weight_sum, 6))
+        return identity
+
+    def _own_checkpoints(self, cfg: dict[str, Any], stats: Any) -> None:
+        """Point ``cfg`` at this fit's own checkpoint directory; refuse a foreign resume."""
+        from spark_dl.training import checkpoint
+
+        base = cfg["checkpoint_dir"]
+        identity = self._fit_identity(stats)
+        cfg["fit_id"] = fit_id = checkpoint.fingerprint(identity)
+        cfg["fit_identity"] = identity
+        if base is None:
+            return
+        cfg["checkpoint_dir"] = checkpoint.run_dir(base, fit_id)
+        if self.getResume():
+            cfg["resume_from"] = checkpoint.find_resumable(base, fit_id, identity)
 
     def _weighted(self, prepared: DataFrame, num_outputs: int) -> DataFrame:
         """Hook for per-row loss weights beyond weightCol (classifiers: classWeights)."""

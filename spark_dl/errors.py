@@ -21,3 +21,11 @@ class TrainingFailedError(RuntimeError):
 
 class UnsafeModelError(ValueError):
     """A model reference or weight file was refused because loading it could run code."""
+
+
+class CheckpointMismatchError(ValueError):
+    """``resume`` found checkpoints, but only ones written by a different fit.
+
+    A fit's checkpoints are fingerprinted by its network, training Params and data; the
+    message names this fit and each other fit found, with the values that differ.
+    """

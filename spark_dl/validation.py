@@ -133,6 +133,8 @@ class DataStats:
     bad_weights: int
     weight_sum: float
     val_rows: int
+    #: Order-independent checksum of the rows' content (sum of per-row hashes mod 2**31).
+    checksum: int = 0
 
 
 def collect_stats(prepared: DataFrame) -> DataStats:
@@ -157,6 +159,7 @@ def collect_stats(prepared: DataFrame) -> DataStats:
             F.sum(F.when(w.isNull() | F.isnan(w) | (w < 0), 1).otherwise(0)).alias("bad_w"),
             F.sum(F.when(~F.isnan(w), w)).alias("sum_w"),
             F.sum(F.when(F.col("v"), 1).otherwise(0)).alias("val"),
+            F.sum(F.pmod(F.xxhash64(f, y, w), F.lit(2**31))).alias("hash"),
         )
         .collect()
     )
@@ -185,6 +188,7 @@ def collect_stats(prepared: DataFrame) -> DataStats:
         bad_weights=total("bad_w"),
         weight_sum=float(sum(r["sum_w"] or 0.0 for r in per_part)),
         val_rows=total("val"),
+        checksum=total("hash"),
     )
 
 

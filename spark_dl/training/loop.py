@@ -89,6 +89,7 @@ class LoopConfig:
     checkpoint_dir: str | None = None
     seed: int = 0
     attempt: int = 1
+    fit_id: str | None = None  # the fit's fingerprint, stored in every checkpoint
     log: Callable[[str], None] = print
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -187,6 +188,7 @@ class Trainer:
     def state(self, epoch: int) -> dict[str, Any]:
         """Everything needed to continue exactly after ``epoch``."""
         return {
+            "fit": self.cfg.fit_id,
             "epoch": epoch,
             "step": epoch * self.steps_per_epoch,
             "rows_consumed_per_rank": epoch * self.steps_per_epoch * self.cfg.batch_size,

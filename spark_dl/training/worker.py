@@ -51,15 +51,20 @@ def _maybe_resume(cfg: dict[str, Any], trainer: Any, rank: int) -> None:
     """Restore the latest valid checkpoint when resuming (every rank reads the same one)."""
     from spark_dl.training import checkpoint
 
+    if cfg["checkpoint_dir"] and rank == 0:
+        checkpoint.describe(cfg["checkpoint_dir"], cfg["fit_id"], cfg["fit_identity"])
     if not (cfg.get("resume") and cfg["checkpoint_dir"]):
         return
-    state = checkpoint.load_latest(cfg["checkpoint_dir"])
+    state = checkpoint.load_latest(cfg["checkpoint_dir"], cfg.get("fit_id"))
+    source = cfg["checkpoint_dir"]
+    if state is None and cfg.get("resume_from"):  # an earlier run of this fit, fewer epochs
+        source, source_fit = cfg["resume_from"]
+        state = checkpoint.load_latest(source, source_fit)
     if state is None:
         return
     trainer.restore(state)
     if rank == 0:
-        print(f"spark_dl resuming after epoch {trainer.start_epoch} from {cfg['checkpoint_dir']}",
-              flush=True)
+        print(f"spark_dl resuming after epoch {trainer.start_epoch} from {source}", flush=True)
 
 
 def _train(cfg: dict[str, Any], rank: int, world: int) -> tuple[dict[str, Any], int, int]:
@@ -98,7 +103,7 @@ def _train(cfg: dict[str, Any], rank: int, world: int) -> tuple[dict[str, Any], 
         loop_cfg = LoopConfig(
             task=cfg["task"], max_epochs=cfg["max_epochs"], batch_size=cfg["batch_size"],
             patience=cfg["patience"], checkpoint_dir=cfg["checkpoint_dir"], seed=cfg["seed"],
-            attempt=cfg.get("attempt", 1),
+            attempt=cfg.get("attempt", 1), fit_id=cfg.get("fit_id"),
             log=lambda line: print(line, file=sys.stdout, flush=True),
         )
         trainer = Trainer(model, module, opt, train, val, loop_cfg, Collective(world, device),

@@ -58,3 +58,32 @@ def test_out_of_attempts_says_so_with_the_traceback(binary_df):
     with pytest.raises(TrainingFailedError, match="all 2 attempt") as info:
         clf.fit(binary_df)
     assert "deliberate failure on rank 1" in str(info.value)
+
+
+@pytest.mark.timeout(400)
+def test_a_second_fit_into_the_same_checkpoint_dir_trains_its_own_model(binary_df, tmp_path,
+                                                                       reference):
+    from pyspark.sql import functions as F
+
+    from spark_dl import CheckpointMismatchError
+
+    done = tmp_path / "done"
+    done.touch()
+    ckpt = str(tmp_path / "ckpt")
+    first = _clf(done, maxEpochs=4, checkpointDir=ckpt).fit(binary_df)
+    assert first._weights == reference._weights
+    flipped = binary_df.withColumn("label", 1.0 - F.col("label"))
+    # Fit 2, on flipped labels, dies in epoch 3 and is retried: it must resume from its own
+    # epoch-2 checkpoint, not return fit 1's model.
+    second = _clf(tmp_path / "marker", maxEpochs=4, maxTrainAttempts=2,
+                  checkpointDir=ckpt).fit(flipped)
+    assert [h["attempt"] for h in second.history] == [1, 1, 2, 2]
+    uninterrupted = _clf(done, maxEpochs=4).fit(flipped)
+    assert second._weights == uninterrupted._weights != first._weights
+    fits = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert len(fits) == 2 and all(f.startswith("fit-") for f in fits)
+    # resume=True with other Params: refused before training, naming both fits.
+    other = _clf(done, maxEpochs=4, checkpointDir=ckpt, resume=True)
+    other = other.copy({other.learningRate: 0.5})
+    with pytest.raises(CheckpointMismatchError, match=r"(?s)fit-\w{16}.*learningRate: 0.01 there"):
+        other.fit(binary_df)

@@ -403,7 +403,7 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
             use_gpu=self.getUseGpu(), outputs=self._outputs(),
             input_shape=self._layout.shape, input_dtype=self._layout.dtype,
         )
-        return dataset, scoring_udf(task)(feats)
+        return dataset, scoring_udf(task, conf.get_str(spark, conf.UDF_KIND))(feats)
 
     def _maybe_rebalance(self, dataset: DataFrame, owner: str) -> DataFrame:
         """Apply the ``rebalance`` Param: even out lopsided partitions before scoring."""

@@ -22,6 +22,16 @@ INFERENCE_BATCH_SIZE = ("spark.dl.inference.batchSize", 4096)
 #: torch intra-op threads per scoring task; 0 means spark.task.cpus.
 INFERENCE_THREADS = ("spark.dl.inference.threadsPerTask", 0)
 
+#: Which vectorized UDF scoring and the text stages use: "auto" (arrow_udf where pyspark
+#: has it, else pandas_udf), "arrow" or "pandas" (see spark_dl.compat.arrow_udf).
+UDF_KIND = ("spark.dl.udf.kind", "auto")
+
+
+def get_str(spark: Any, setting: tuple[str, str]) -> str:
+    """Read a string ``spark.dl.*`` conf."""
+    key, default = setting
+    return str(spark.conf.get(key, default))
+
 
 def get_int(spark: Any, setting: tuple[str, int]) -> int:
     """Read an integer ``spark.dl.*`` conf, with the error naming the key on a bad value."""

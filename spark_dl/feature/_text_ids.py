@@ -108,12 +108,14 @@ def id_series(batches: Iterator[Any], task: IdsTask) -> Iterator[Any]:
         yield pd.Series(list(mat), index=series.index)
 
 
-def ids_udf(task: IdsTask) -> Callable[[Column], Column]:
-    """A UDF mapping an ``array<string>`` column to ``array<bigint>`` of ``task.length`` ids."""
-    try:
-        from pyspark.sql.functions import arrow_udf
-    except ImportError:  # pyspark < 4.1
-        arrow_udf = None
+def ids_udf(task: IdsTask, kind: str = "auto") -> Callable[[Column], Column]:
+    """A UDF mapping an ``array<string>`` column to ``array<bigint>`` of ``task.length`` ids.
+
+    ``kind`` is the ``spark.dl.udf.kind`` conf (see :func:`spark_dl.compat.arrow_udf`).
+    """
+    from spark_dl.compat import arrow_udf as arrow_udf_factory
+
+    arrow_udf = arrow_udf_factory(kind)
     if arrow_udf is not None:
 
         def to_ids(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:

@@ -38,6 +38,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, LongType, StringType, StructField, StructType
 
+from spark_dl import conf
 from spark_dl.feature._text_ids import NUM_RESERVED, PAD_ID, UNK_ID, IdsTask, ids_udf
 from spark_dl.validation import HANDLE_INVALID, check_column_exists, require
 
@@ -381,7 +382,7 @@ class VocabularyModel(Model, _VocabularyParams, MLReadable, MLWritable):
         broadcast = dataset.sparkSession.sparkContext.broadcast(self._vocabulary)
         task = IdsTask(_digest(self._vocabulary), broadcast, plan.length, plan.pre_pad,
                        plan.pre_truncate)
-        ids = ids_udf(task)(tokens)
+        ids = ids_udf(task, conf.get_str(dataset.sparkSession, conf.UDF_KIND))(tokens)
         if plan.handle == "error":
             msg = (f"The 'inputCol' column {plan.input!r} of {_MODEL} holds a null token "
                    "array and handleInvalid='error'. Fill null text before tokenizing (for "

@@ -195,7 +195,7 @@ def score_series(batches: Iterator[Any], task: ScoringTask) -> Iterator[Any]:
     import pyarrow as pa
 
     for series in batches:
-        arr = pa.array(list(series), type=pa.list_(pa.float32()))
+        arr = pa.array(series, type=pa.list_(pa.float32()), from_pandas=True)
         out = score_array(arr, task)
         if task.task in ("regression", "reconstruction"):
             yield out.to_pandas()

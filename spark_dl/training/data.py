@@ -93,16 +93,6 @@ def balance(df: DataFrame, n: int, rows_per_partition: dict[int, int]) -> DataFr
     return df.withColumn("_k", key).repartition(n, "_k").drop("_k")
 
 
-def collect_arrow(df: DataFrame) -> pa.Table:
-    """Collect a DataFrame to the driver as an Arrow table (pyspark >= 4 or 3.5)."""
-    import pyarrow as pa
-
-    if hasattr(df, "toArrow"):
-        return df.toArrow()
-    batches = df._collect_as_arrow()  # pyspark 3.5
-    return pa.Table.from_batches(batches, schema=batches[0].schema) if batches else pa.table({})
-
-
 def write_local_shards(table: pa.Table, n: int, directory: str) -> list[str]:
     """Write rows ``r::n`` of ``table`` to ``directory/shard-r.arrow`` for each rank r."""
     import pyarrow as pa

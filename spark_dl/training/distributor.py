@@ -14,7 +14,8 @@ import tempfile
 from typing import TYPE_CHECKING, Any
 
 from spark_dl.errors import TrainingFailedError
-from spark_dl.training.data import balance, collect_arrow, write_local_shards
+from spark_dl.compat import collect_arrow
+from spark_dl.training.data import balance, write_local_shards
 from spark_dl.training.report import ReportServer
 from spark_dl.training.worker import run_rank
 

@@ -105,7 +105,7 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
         check_cluster(lambda k, d: spark.conf.get(k, d), local_mode=self.getLocalMode(),
                       owner=owner)
         if not self.getLocalMode():
-            slots = task_slots(spark) // conf.task_cpus(spark)
+            slots = task_slots(spark)  # already counts spark.task.cpus per task
             if n > slots:
                 raise ValueError(
                     f"The 'numProcesses' parameter of {owner} ({n}) exceeds the {slots} task "

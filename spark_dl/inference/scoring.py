@@ -8,6 +8,7 @@ nulls).
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -54,11 +55,17 @@ class ScoringTask:
 
 
 def get_model(task: ScoringTask) -> nn.Module:
-    """The cached network for ``task.key``, built from the broadcast weights on a miss."""
+    """The cached network for ``task.key`` on this task's device, built on a miss.
+
+    The device is part of the cache key: a reused Python worker can run tasks that Spark
+    assigned to different GPUs.
+    """
     global builds
-    model = _CACHE.get(task.key)
+    device = _device(task.use_gpu)
+    key = f"{task.key}@{device}"
+    model = _CACHE.get(key)
     if model is not None:
-        _CACHE.move_to_end(task.key)
+        _CACHE.move_to_end(key)
         return model
     from safetensors.torch import load as st_load
 
@@ -66,18 +73,56 @@ def get_model(task: ScoringTask) -> nn.Module:
 
     model = ModelSpec.from_json(task.spec).build(**task.layout.injected(task.num_outputs))
     model.load_state_dict(st_load(task.weights.value))
-    model.to(_device(task.use_gpu)).eval()
+    model.to(device).eval()
     builds += 1
-    _CACHE[task.key] = model
+    _CACHE[key] = model
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
     return model
 
 
 def _device(use_gpu: bool) -> Any:
+    """The task's device: the GPU Spark assigned to this task when ``use_gpu``, else the CPU."""
     import torch
 
-    return torch.device("cuda") if use_gpu and torch.cuda.is_available() else torch.device("cpu")
+    if not use_gpu:
+        return torch.device("cpu")
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    resources = context.resources() if context is not None else {}
+    return gpu_device(resources, torch.cuda.is_available(), torch.cuda.device_count())
+
+
+def gpu_device(resources: dict[str, Any], cuda_available: bool, device_count: int) -> Any:
+    """``cuda:<i>`` for the first GPU address Spark gave the task (``TaskContext.resources()``),
+    ``cuda:0`` when Spark schedules no GPUs; raises when no GPU is visible at all.
+
+    An address is a physical index; when ``CUDA_VISIBLE_DEVICES`` already narrows this
+    process to the assigned GPUs (as some cluster managers do), index 0 is the assigned one.
+    """
+    import torch
+
+    if not cuda_available or device_count == 0:
+        raise RuntimeError(
+            "useGpu=True, but this Python worker sees no CUDA device (torch.cuda.is_available() "
+            "is False). Score on GPU executors with a CUDA build of torch, or set useGpu=False."
+        )
+    gpu = resources.get("gpu")
+    addresses = list(getattr(gpu, "addresses", None) or [])
+    if not addresses:
+        return torch.device("cuda", 0)
+    index = int(addresses[0])
+    visible = [v for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    if visible and str(index) in visible:
+        index = visible.index(str(index))
+    if index >= device_count:
+        raise RuntimeError(
+            f"Spark assigned GPU {addresses[0]} to this task, but this worker sees only "
+            f"{device_count} CUDA device(s). Check the executors' GPU discovery script and "
+            "CUDA_VISIBLE_DEVICES."
+        )
+    return torch.device("cuda", index)
 
 
 def features_matrix(arr: pa.Array, d: int) -> tuple[np.ndarray, np.ndarray]:

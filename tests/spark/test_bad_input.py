@@ -147,3 +147,14 @@ def test_max_result_size_is_read_from_the_session(spark):
     from spark_dl import conf
 
     assert conf.max_result_size(spark) == 1024**3
+
+
+def test_gpu_scoring_without_a_gpu_fails_instead_of_falling_back_to_cpu(fitted_clf, binary_df):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    model = fitted_clf.copy()
+    model.set(model.useGpu, True)
+    with pytest.raises(Exception, match="useGpu=True, but this Python worker sees no CUDA"):
+        model.transform(binary_df).collect()

@@ -33,7 +33,7 @@ def _task(handle="error", task="classification", key="k1"):
                        out_features=1).state_dict().items()}))), net
 
 
-def test_fast_path_is_zero_copy_and_exact():
+def test_fast_path_is_exact():
     arr = pa.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], type=pa.list_(pa.float32()))
     X, valid = features_matrix(arr, 3)
     assert valid.all()
@@ -94,3 +94,33 @@ def test_only_requested_outputs_are_computed():
     arr = pa.array([[1.0, 2.0, 3.0]], type=pa.list_(pa.float32()))
     out = score_array(arr, dataclasses.replace(task, outputs=("pred",)))
     assert out.type.num_fields == 1 and out.type.field(0).name == "pred"
+
+
+def test_the_fast_path_reads_the_arrow_buffer_in_place():
+    arr = pa.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]],
+                   type=pa.list_(pa.float32())).slice(1)  # an offset, as Arrow batches have
+    X, _ = features_matrix(arr, 3)
+    values = arr.flatten()
+    start = values.buffers()[1].address + values.offset * 4
+    assert X.__array_interface__["data"][0] == start  # no copy between Arrow and numpy
+    assert torch.from_numpy(X).data_ptr() == start  # nor between numpy and torch
+    np.testing.assert_array_equal(X, [[4, 5, 6], [7, 8, 9]])
+
+
+def test_gpu_scoring_uses_the_gpu_spark_assigned(monkeypatch):
+    from pyspark.resource import ResourceInformation
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    gpus = {"gpu": ResourceInformation("gpu", ["1"])}
+    assert scoring.gpu_device(gpus, True, 2) == torch.device("cuda", 1)
+    assert scoring.gpu_device({}, True, 2) == torch.device("cuda", 0)  # no GPU scheduling
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # narrowed to the assigned ones
+    assert scoring.gpu_device({"gpu": ResourceInformation("gpu", ["3"])}, True, 2) == \
+        torch.device("cuda", 1)
+    with pytest.raises(RuntimeError, match="GPU 5 .* sees only 2 CUDA device"):
+        scoring.gpu_device({"gpu": ResourceInformation("gpu", ["5"])}, True, 2)
+
+
+def test_gpu_scoring_without_a_visible_gpu_fails_loudly():
+    with pytest.raises(RuntimeError, match="useGpu=True, but this Python worker sees no CUDA"):
+        scoring.gpu_device({}, False, 0)

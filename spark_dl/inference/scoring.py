@@ -186,6 +186,21 @@ def _list_array(mat: np.ndarray) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, pa.array(mat.reshape(-1)))
 
 
+def raw_prediction(logits: np.ndarray) -> np.ndarray:
+    """``rawPrediction`` from the network's logits ``(n, k)``, as Spark's own classifiers.
+
+    Two classes: ``[-m, m]`` with ``m = l1 - l0`` the log-odds, as
+    ``LogisticRegressionModel``, so ``probability[1] = sigmoid(rawPrediction[1])``. More
+    classes: the logits centred per row, as multinomial logistic regression's margins, so
+    ``probability = softmax(rawPrediction)``. Either way softmax of the result equals
+    softmax of the logits for k > 2, and element 1 ranks rows for the binary evaluators.
+    """
+    if logits.shape[1] == 2:
+        margin = logits[:, 1] - logits[:, 0]
+        return np.stack([-margin, margin], axis=1)
+    return logits - logits.mean(axis=1, keepdims=True)
+
+
 def score_array(arr: pa.Array, task: ScoringTask) -> pa.Array:
     """Score one Arrow batch of feature arrays."""
     import pyarrow as pa
@@ -205,13 +220,10 @@ def score_array(arr: pa.Array, task: ScoringTask) -> pa.Array:
         pred = out.reshape(len(X), -1)[:, 0].astype(np.float64)
         pred[~valid] = np.nan
         return pa.array(pred)
-    # Logits centred per row: softmax is unchanged, and for two classes rawPrediction[1]
-    # becomes the margin, which BinaryClassificationEvaluator ranks by (as Spark's own).
-    logits = out.astype(np.float64)
-    logits -= logits.mean(axis=1, keepdims=True)
+    logits = raw_prediction(out.astype(np.float64))
     fields = {
         "raw": lambda: logits,
-        "prob": lambda: torch.softmax(torch.from_numpy(logits), dim=1).numpy(),
+        "prob": lambda: _probability(logits),
         "pred": lambda: logits.argmax(axis=1).astype(np.float64),
     }
     arrays, names = [], []
@@ -223,6 +235,15 @@ def score_array(arr: pa.Array, task: ScoringTask) -> pa.Array:
         arrays.append(pa.array(values) if values.ndim == 1 else _list_array(values))
         names.append(name)
     return pa.StructArray.from_arrays(arrays, names=names)
+
+
+def _probability(raw: np.ndarray) -> np.ndarray:
+    import torch
+
+    if raw.shape[1] == 2:
+        p1 = torch.sigmoid(torch.from_numpy(raw[:, 1])).numpy()
+        return np.stack([1.0 - p1, p1], axis=1)
+    return torch.softmax(torch.from_numpy(raw), dim=1).numpy()
 
 
 def score_batches(batches: Iterator[pa.Array], task: ScoringTask) -> Iterator[pa.Array]:

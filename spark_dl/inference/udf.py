@@ -1,6 +1,7 @@
 """Driver side of scoring: wrap :mod:`spark_dl.inference.scoring` in a Spark Arrow UDF.
 
-The output type is declared up front, so building the scored DataFrame runs no job.
+The output type is declared up front, so no job runs to discover a schema (the model's
+``rebalance="auto"`` does run one counting job over the input: see ``_TorchModel``).
 ``arrow_udf`` (pyspark >= 4.1) hands the function ``pyarrow`` arrays directly; older
 releases fall back to an iterator ``pandas_udf`` (also forced by
 ``spark.dl.udf.kind=pandas``).

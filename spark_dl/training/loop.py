@@ -4,8 +4,13 @@ Every rank runs exactly ``steps_per_epoch`` optimizer steps per epoch, agreed fr
 largest local row count, drawing ``batch_size`` rows per step from its own shuffled rows
 and wrapping around when it runs out (as ``DistributedSampler`` pads). A rank without rows
 still joins every gradient all-reduce with a zero-valued loss, so an uneven split can never
-hang DDP. Losses are scaled so the averaged gradient equals the gradient of the weighted
-mean loss over all rows that took part in the step.
+hang DDP; the row it feeds the network for that is a real training row broadcast from
+another rank, never an invented one.
+
+Each step's loss is the weighted mean over every row that took part in it, on all ranks:
+``sum(w_i * loss_i) / sum(w_i)``. Every rank draws its whole epoch's indices up front (the
+stream is deterministic), and one all-reduce per epoch gives each step's global weight sum,
+so the averaged DDP gradient is exactly the gradient of that weighted mean.
 """
 
 from __future__ import annotations
@@ -90,6 +95,7 @@ class LoopConfig:
     seed: int = 0
     attempt: int = 1
     fit_id: str | None = None  # the fit's fingerprint, stored in every checkpoint
+    num_outputs: int = 0  # network outputs (classes); 2 selects AUC-PR as validation metric
     log: Callable[[str], None] = print
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -112,6 +118,40 @@ class Collective:
         if self.world_size > 1:
             dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return t.tolist()
+
+    def gather(self, values: torch.Tensor) -> torch.Tensor:
+        """Every rank's 1-D ``values`` (float64, any length), concatenated in rank order."""
+        if self.world_size == 1:
+            return values
+        sizes = [int(v) for v in self.all_values([float(len(values))])]
+        longest = max(sizes)
+        padded = torch.zeros(longest, dtype=torch.float64, device=self.device)
+        padded[: len(values)] = values.to(self.device)
+        parts = [torch.empty_like(padded) for _ in range(self.world_size)]
+        dist.all_gather(parts, padded)
+        return torch.cat([p[:k] for p, k in zip(parts, sizes)]).cpu()
+
+    def all_values(self, values: list[float]) -> list[float]:
+        """``values`` of every rank (one value each), in rank order."""
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        parts = [torch.empty_like(t) for _ in range(self.world_size)]
+        dist.all_gather(parts, t)
+        return [float(p[0]) for p in parts]
+
+    def shared_row(self, X: torch.Tensor, rank: int) -> torch.Tensor:
+        """One real row of ``X`` from the lowest rank that has rows, on every rank.
+
+        Collective: every rank calls it. A rank without rows feeds this row to the network
+        to join the gradient all-reduce, so no invented input (zeros) ever reaches it.
+        """
+        src = int(-self.max([-float(rank if len(X) else self.world_size)])[0])
+        if src >= self.world_size:
+            raise ValueError("No rank holds a training row.")
+        row = X[:1].clone() if len(X) else X.new_zeros((1, *X.shape[1:]))
+        row = row.to(self.device)
+        if self.world_size > 1:
+            dist.broadcast(row, src=src)
+        return row
 
 
 def _mix(*parts: int) -> int:
@@ -169,16 +209,17 @@ class Trainer:
     ) -> None:
         self.model, self.module, self.opt = model, module, optimizer
         self.train, self.val, self.cfg, self.coll, self.rank = train, val, cfg, coll, rank
-        max_rows, nonempty, total_w, total_n, val_n = (
+        max_rows, nonempty, val_n = (
             *coll.max([float(len(train))]),
-            *coll.sum([float(len(train) > 0), float(train.w.sum()), float(len(train)),
-                       float(len(val))]),
+            *coll.sum([float(len(train) > 0), float(len(val))]),
         )
         self.steps_per_epoch = max(1, math.ceil(max_rows / cfg.batch_size))
         self.nonempty = int(nonempty)
-        self.mean_weight = total_w / max(total_n, 1.0)
         self.has_val = val_n > 0
         self._stream = IndexStream(len(train), cfg.seed, rank) if len(train) else None
+        # A real training row for ranks without rows (see _step), agreed collectively.
+        self._filler = coll.shared_row(train.X, rank) if self.nonempty < coll.world_size \
+            else None
         self.steps_run = 0  # optimizer steps in this attempt
         self.first_step_at: float | None = None  # wall-clock time of this attempt's first step
         self.start_epoch = 0
@@ -215,20 +256,19 @@ class Trainer:
                                        int(state["rows_consumed_per_rank"]))
 
     # ---------------------------------------------------------------- one epoch
-    def _step(self, scale: float) -> tuple[float, float]:
+    def _step(self, idx: torch.Tensor | None, scale: float) -> tuple[float, float]:
         self.opt.zero_grad(set_to_none=True)
-        if self._stream is None:
-            # No rows here: run the same DDP forward/backward on a dummy batch with a zero
-            # loss, so this rank joins every gradient all-reduce. Eval mode keeps BatchNorm
-            # statistics and dropout untouched.
+        if idx is None:
+            # No rows here: run the same DDP forward/backward on a real training row from
+            # another rank with a zero loss, so this rank joins every gradient all-reduce
+            # and contributes nothing to it. Eval mode keeps BatchNorm statistics and
+            # dropout untouched.
             self.model.eval()
-            dummy = self.train.X.new_zeros((2, *self.train.X.shape[1:])).to(self.coll.device)
-            loss = self.model(dummy).sum() * 0.0
+            loss = self.model(self._filler).sum() * 0.0
             self.model.train()
             loss.backward()
             self.opt.step()
             return 0.0, 0.0
-        idx = self._stream.take(self.cfg.batch_size)
         dev = self.coll.device
         x, y, w = (t.index_select(0, idx).to(dev) for t in (self.train.X, self.train.y,
                                                             self.train.w))
@@ -237,15 +277,33 @@ class Trainer:
         self.opt.step()
         return float(losses.detach().sum()), float(w.sum())
 
+    def _epoch_plan(self) -> tuple[list[torch.Tensor | None], list[float]]:
+        """This epoch's row indices per step, and each step's loss scale.
+
+        DDP averages gradients over the ranks, so scaling a rank's summed loss by
+        ``world_size / W_s`` (``W_s``: the weight of every row in step ``s``, all ranks
+        together) makes the averaged gradient that of the weighted mean loss.
+        """
+        steps, batch = self.steps_per_epoch, self.cfg.batch_size
+        if self._stream is None:
+            plan: list[torch.Tensor | None] = [None] * steps
+            local = [0.0] * steps
+        else:
+            idx = self._stream.take(steps * batch).view(steps, batch)
+            plan = list(idx.unbind(0))
+            local = self.train.w.index_select(0, idx.reshape(-1)).view(steps, batch) \
+                .sum(dim=1).tolist()
+        totals = self.coll.sum(local)
+        world = self.coll.world_size
+        return plan, [world / t if t > 0 else 0.0 for t in totals]
+
     def train_epoch(self) -> float:
         """One epoch of ``steps_per_epoch`` steps; returns the weighted mean training loss."""
         self.model.train()
-        # DDP averages gradients over ranks; this scale turns that into the weighted mean
-        # over every row in the global step.
-        scale = self.coll.world_size / (self.cfg.batch_size * self.nonempty * self.mean_weight)
         loss_sum = weight_sum = 0.0
-        for _ in range(self.steps_per_epoch):
-            ls, ws = self._step(scale)
+        plan, scales = self._epoch_plan()
+        for idx, scale in zip(plan, scales):
+            ls, ws = self._step(idx, scale)
             if self.first_step_at is None:
                 self.first_step_at = time.time()
             loss_sum += ls
@@ -255,26 +313,44 @@ class Trainer:
         return loss_sum / max(weight_sum, 1e-12)
 
     @torch.no_grad()
-    def evaluate(self) -> tuple[float, float]:
-        """Weighted validation loss and metric (accuracy, or RMSE for regression)."""
+    def evaluate(self) -> tuple[float, str, float]:
+        """``(val_loss, metric name, metric)`` on the validation rows of every rank.
+
+        The loss is weighted like the training loss (weightCol times classWeights): it is
+        what early stopping watches. The metric is unweighted and fits the task: AUC-PR
+        (average precision) for two classes, accuracy for more, RMSE for regression and
+        reconstruction.
+        """
         self.module.eval()
-        loss_sum = w_sum = hit_sum = 0.0
-        dev = self.coll.device
+        loss_sum = w_sum = hits = sq_sum = 0.0
+        dev, task = self.coll.device, self.cfg.task
+        binary = task == "classification" and self.cfg.num_outputs == 2
+        margins, labels = [], []
         for start in range(0, len(self.val), 4096):
             sl = slice(start, start + 4096)
             x, y, w = self.val.X[sl].to(dev), self.val.y[sl].to(dev), self.val.w[sl].to(dev)
             out = self.module(x)
-            losses = per_sample_loss(self.cfg.task, out, y, x).double()
+            losses = per_sample_loss(task, out, y, x).double()
             loss_sum += float((losses * w).sum())
             w_sum += float(w.sum())
-            if self.cfg.task == "classification":
-                hit_sum += float(((out.argmax(dim=1) == y.long()).double() * w).sum())
-        loss_sum, w_sum, hit_sum = self.coll.sum([loss_sum, w_sum, hit_sum])
+            sq_sum += float(losses.sum())
+            if binary:
+                margins.append((out[:, 1] - out[:, 0]).double().cpu())
+                labels.append(y.double().cpu())
+            elif task == "classification":
+                hits += float((out.argmax(dim=1) == y.long()).double().sum())
+        loss_sum, w_sum, hits, sq_sum, n = self.coll.sum(
+            [loss_sum, w_sum, hits, sq_sum, float(len(self.val))])
         val_loss = loss_sum / max(w_sum, 1e-12)
-        metric = hit_sum / max(w_sum, 1e-12) if self.cfg.task == "classification" else math.sqrt(
-            val_loss
-        )
-        return val_loss, metric
+        if binary:
+            scores = self.coll.gather(torch.cat(margins) if margins else torch.zeros(0,
+                                      dtype=torch.float64))
+            truth = self.coll.gather(torch.cat(labels) if labels else torch.zeros(0,
+                                     dtype=torch.float64))
+            return val_loss, "auc_pr", average_precision(scores.numpy(), truth.numpy())
+        if task == "classification":
+            return val_loss, "accuracy", hits / max(n, 1.0)
+        return val_loss, "rmse", math.sqrt(sq_sum / max(n, 1.0))
 
     # ---------------------------------------------------------------- all epochs
     def fit(self) -> list[dict[str, Any]]:
@@ -297,8 +373,7 @@ class Trainer:
                 "attempt": cfg.attempt,
             }
             if self.has_val:
-                entry["val_loss"], entry["val_metric"] = self.evaluate()
-                entry["metric"] = "accuracy" if cfg.task == "classification" else "rmse"
+                entry["val_loss"], entry["metric"], entry["val_metric"] = self.evaluate()
                 self._track_best(entry["val_loss"])
             cfg.history.append(entry)
             if self.rank == 0:
@@ -320,6 +395,21 @@ class Trainer:
 
     def _stopped_early(self) -> bool:
         return bool(self.cfg.patience) and self.best["stale"] >= self.cfg.patience
+
+
+def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the precision-recall curve as average precision (scikit-learn's
+    ``average_precision_score``: no interpolation, tied scores as one threshold); NaN
+    without a positive label."""
+    if labels.sum() <= 0:
+        return math.nan
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], labels[order]
+    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
+    tps = np.cumsum(y)[last]
+    precision = tps / (last + 1)
+    recall = tps / tps[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
 def format_epoch(entry: dict[str, Any], max_epochs: int) -> str:

@@ -104,6 +104,7 @@ def _train(cfg: dict[str, Any], rank: int, world: int) -> tuple[dict[str, Any], 
             task=cfg["task"], max_epochs=cfg["max_epochs"], batch_size=cfg["batch_size"],
             patience=cfg["patience"], checkpoint_dir=cfg["checkpoint_dir"], seed=cfg["seed"],
             attempt=cfg.get("attempt", 1), fit_id=cfg.get("fit_id"),
+            num_outputs=cfg["num_outputs"],
             log=lambda line: print(line, file=sys.stdout, flush=True),
         )
         trainer = Trainer(model, module, opt, train, val, loop_cfg, Collective(world, device),

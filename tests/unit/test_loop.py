@@ -100,14 +100,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rank_main(rank, world, port, sizes, queue):
+class NanOnZeros(torch.nn.Module):
+    """Scales each row to unit L1 norm first: an all-zero row gives NaN, as some user
+    networks do (normalisation, log of a sum)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x / x.abs().sum(dim=1, keepdim=True))
+
+
+def _rank_main(rank, world, port, sizes, queue, net="mlp"):
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.manual_seed(0)
-    module = ModelSpec("mlp", {"hidden_layers": [8]}).build(in_features=4, out_features=2)
+    if net == "nan-on-zeros":
+        module = NanOnZeros()
+    else:
+        module = ModelSpec("mlp", {"hidden_layers": [8]}).build(in_features=4, out_features=2)
     model = DDP(module)
     arrays = _data(sizes[rank], seed=rank)
     train = RankData.from_arrays(arrays, ~arrays["v"])
@@ -122,12 +137,15 @@ def _rank_main(rank, world, port, sizes, queue):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("sizes", [(950, 50), (400, 0)], ids=["95-5", "empty-rank"])
-def test_uneven_ranks_run_equal_steps_and_agree(sizes):
+@pytest.mark.parametrize("sizes, net", [((950, 50), "mlp"), ((400, 0), "mlp"),
+                                        ((400, 0), "nan-on-zeros")],
+                         ids=["95-5", "empty-rank", "empty-rank-no-fabricated-input"])
+def test_uneven_ranks_run_equal_steps_and_agree(sizes, net):
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     port = _free_port()
-    procs = [ctx.Process(target=_rank_main, args=(r, 2, port, sizes, queue)) for r in range(2)]
+    procs = [ctx.Process(target=_rank_main, args=(r, 2, port, sizes, queue, net))
+             for r in range(2)]
     for p in procs:
         p.start()
     results = sorted(queue.get(timeout=60) for _ in procs)
@@ -137,3 +155,74 @@ def test_uneven_ranks_run_equal_steps_and_agree(sizes):
     (_, steps0, w0), (_, steps1, w1) = results
     assert steps0 == steps1 == 2 * int(np.ceil(max(sizes) / 16))
     np.testing.assert_array_equal(w0, w1)  # DDP replicas stayed identical
+    # The empty rank joined each all-reduce with a real training row, never an invented
+    # all-zero one that this network would turn into NaN gradients on every rank.
+    assert np.isfinite(w0).all()
+
+
+def test_each_step_descends_the_weighted_mean_loss_of_its_own_rows():
+    """The gradient of step s is that of sum(w_i * loss_i) / sum(w_i) over step s's rows,
+    not of the loss scaled by the data set's mean weight."""
+    n, batch, lr = 8, 4, 0.5
+    rng = np.random.default_rng(0)
+    arrays = {"X": rng.normal(size=(n, 4)).astype(np.float32), "y": np.arange(n) % 2 * 1.0,
+              "w": np.array([1, 1, 1, 1, 1, 1, 1, 50.0]), "v": np.zeros(n, bool)}
+    torch.manual_seed(0)
+    module = ModelSpec("mlp", {"hidden_layers": []}).build(in_features=4, out_features=2)
+    expected = ModelSpec("mlp", {"hidden_layers": []}).build(in_features=4, out_features=2)
+    expected.load_state_dict(module.state_dict())
+    train = RankData.from_arrays(arrays, ~arrays["v"])
+    cfg = LoopConfig(task="classification", max_epochs=1, batch_size=batch, seed=7,
+                     log=lambda s: None)
+    trainer = Trainer(module, module, torch.optim.SGD(module.parameters(), lr=lr), train,
+                      RankData.from_arrays(arrays, arrays["v"]), cfg,
+                      Collective(1, torch.device("cpu")), 0)
+    trainer.fit()
+    stream = IndexStream(n, seed=7, rank=0)
+    opt = torch.optim.SGD(expected.parameters(), lr=lr)
+    for _ in range(n // batch):
+        idx = stream.take(batch)
+        x, y, w = train.X[idx], train.y[idx], train.w[idx].float()
+        losses = torch.nn.functional.cross_entropy(expected(x), y.long(), reduction="none")
+        opt.zero_grad()
+        ((losses * w).sum() / w.sum()).backward()
+        opt.step()
+    for a, b in zip(module.parameters(), expected.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_average_precision_matches_scikit_learn():
+    from sklearn.metrics import average_precision_score
+
+    from spark_dl.training.loop import average_precision
+
+    rng = np.random.default_rng(3)
+    labels = (rng.random(500) < 0.05).astype(float)
+    scores = np.round(labels * 0.7 + rng.normal(size=500), 1)  # with ties
+    assert average_precision(scores, labels) == pytest.approx(
+        average_precision_score(labels, scores), abs=1e-12)
+
+
+def test_binary_validation_metric_is_unweighted_auc_pr():
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(1)
+    n = 400
+    X = rng.normal(size=(n, 4)).astype(np.float32)
+    y = (X[:, 0] + rng.normal(size=n) > 2.0).astype(np.float64)  # a rare positive class
+    arrays = {"X": X, "y": y, "w": np.where(y == 1, 30.0, 1.0), "v": np.arange(n) % 2 == 0}
+    torch.manual_seed(0)
+    module = ModelSpec("mlp", {"hidden_layers": [8]}).build(in_features=4, out_features=2)
+    val = RankData.from_arrays(arrays, arrays["v"])
+    cfg = LoopConfig(task="classification", max_epochs=2, batch_size=32, num_outputs=2,
+                     log=lambda s: None)
+    trainer = Trainer(module, module, make_optimizer("adam", module.parameters(), 0.01, {}),
+                      RankData.from_arrays(arrays, ~arrays["v"]), val, cfg,
+                      Collective(1, torch.device("cpu")), 0)
+    history = trainer.fit()
+    assert history[-1]["metric"] == "auc_pr"
+    with torch.no_grad():
+        out = module(val.X)
+    margin = (out[:, 1] - out[:, 0]).numpy()
+    assert history[-1]["val_metric"] == pytest.approx(
+        average_precision_score(val.y.numpy(), margin), abs=1e-9)

@@ -28,6 +28,7 @@ def main(save_path: str = "/tmp/spark_dl_quickstart") -> float:
     from pyspark.sql import functions as F
 
     from spark_dl import TorchClassifier
+    from spark_dl.persistence import load_atomic, save_atomic
 
     spark = SparkSession.builder.master("local[2]").getOrCreate()
     cols = [f"x{i}" for i in range(8)]
@@ -44,8 +45,8 @@ def main(save_path: str = "/tmp/spark_dl_quickstart") -> float:
     auc = BinaryClassificationEvaluator().evaluate(model.transform(test))
     print(f"test AUC: {auc:.3f}")
 
-    model.write().overwrite().save(save_path)
-    reloaded = PipelineModel.load(save_path)
+    save_atomic(model, save_path, overwrite=True)  # a crash leaves the old or the new model
+    reloaded = load_atomic(PipelineModel, save_path)
     reloaded.transform(test).select("label", "probability", "prediction").show(3, truncate=False)
     # --8<-- quickstart
     return auc

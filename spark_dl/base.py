@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from typing import Any
+from typing import Any, Sequence
 from urllib.parse import urlparse
 
 from pyspark.ml import Estimator, Model
@@ -446,6 +446,22 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
     def read(cls) -> TorchModelReader:
         """Returns an MLReader for this model class."""
         return TorchModelReader(cls)
+
+    @classmethod
+    def load(cls, path: str, allowedModules: Sequence[str] = ()) -> Any:
+        """Load a model saved with :meth:`save`.
+
+        Parameters
+        ----------
+        path : str
+            Any path Spark can read.
+        allowedModules : list of str, optional
+            Modules (``"mypkg"``, with submodules) or classes (``"mypkg.nets:Net"``) the
+            saved network may come from, besides the built-in ones and the Spark conf
+            ``spark.dl.load.allowedModules``. Importing a module runs its code: allow only
+            code you trust.
+        """
+        return TorchModelReader(cls, allowedModules).load(path)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(uid={self.uid}, model={self.getModel()!r}, "

@@ -121,21 +121,48 @@ def _session(master: str, verbose: bool) -> Any:
 
 
 def load_model(spark: Any, path: str) -> Any:
-    """Load a saved PipelineModel or single model, refusing paths that hold neither."""
+    """Load a saved PipelineModel or single model, refusing paths that hold neither.
+
+    Every class named in the metadata (the model's and each pipeline stage's) must be a
+    ``pyspark.ml`` or ``spark_dl`` class, checked before pyspark imports any of them. An
+    overwrite that a crash interrupted (:func:`spark_dl.persistence.save_atomic`) is
+    recovered: the previous model is loaded.
+    """
     import importlib
 
+    from spark_dl.fs import HadoopFS
+    from spark_dl.persistence import recover
+
+    path = recover(HadoopFS(spark.sparkContext, path.rstrip("/")), path.rstrip("/"))
     try:
-        text = spark.sparkContext.textFile(f"{path.rstrip('/')}/metadata").first()
+        text = spark.sparkContext.textFile(f"{path}/metadata").first()
         cls_name = json.loads(text)["class"]
     except Exception:
         raise ConfigError(f"--model {path!r} is not a saved model: it has no readable "
                           "metadata/ folder (save one with model.write().save(path)).") from None
-    cls_name = cls_name.replace("org.apache.spark.", "pyspark.", 1)  # as pyspark's reader
-    if not cls_name.startswith(TRUSTED_PREFIXES):
+    for name in [cls_name, *_stage_classes(spark, path)]:
+        _check_trusted(path, name)
+    module, _, name = _python_class(cls_name).rpartition(".")
+    return getattr(importlib.import_module(module), name).load(path)
+
+
+def _python_class(name: str) -> str:
+    return name.replace("org.apache.spark.", "pyspark.", 1)  # as pyspark's reader
+
+
+def _check_trusted(path: str, cls_name: str) -> None:
+    if not _python_class(cls_name).startswith(TRUSTED_PREFIXES):
         raise ConfigError(f"--model {path!r} holds a {cls_name}; only pyspark.ml and spark_dl "
                           "models are loaded.")
-    module, _, name = cls_name.rpartition(".")
-    return getattr(importlib.import_module(module), name).load(path)
+
+
+def _stage_classes(spark: Any, path: str) -> list[str]:
+    """The classes named by a PipelineModel's stages (none for a single model)."""
+    try:
+        texts = spark.sparkContext.textFile(f"{path}/stages/*/metadata").collect()
+    except Exception:  # noqa: BLE001 - no stages/ folder: not a pipeline
+        return []
+    return [json.loads(t)["class"] for t in texts if t.strip()]
 
 
 def _read(spark: Any, path: str, fmt: str | None) -> Any:

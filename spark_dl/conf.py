@@ -26,6 +26,15 @@ INFERENCE_THREADS = ("spark.dl.inference.threadsPerTask", 0)
 #: has it, else pandas_udf), "arrow" or "pandas" (see spark_dl.compat.arrow_udf).
 UDF_KIND = ("spark.dl.udf.kind", "auto")
 
+#: Modules (or "module:Class" entries) a saved model may name as its network on load,
+#: comma-separated; built-in networks are always allowed. Importing a module runs it.
+ALLOWED_MODULES = ("spark.dl.load.allowedModules", "")
+
+
+def allowed_modules(spark: Any) -> list[str]:
+    """The ``spark.dl.load.allowedModules`` entries."""
+    return [e.strip() for e in get_str(spark, ALLOWED_MODULES).split(",") if e.strip()]
+
 
 def get_str(spark: Any, setting: tuple[str, str]) -> str:
     """Read a string ``spark.dl.*`` conf."""

@@ -2,8 +2,12 @@
 
 A spec names either a built-in network (``"mlp"``) or a user's own ``torch.nn.Module``
 subclass as ``"package.module:ClassName"``. Resolving a spec imports at most that one
-module and refuses anything that is not an ``nn.Module`` subclass, so a saved model's
-metadata cannot make the loader call ``os:system`` or any other callable.
+module and refuses anything that is not an ``nn.Module`` subclass.
+
+Loading a saved model is stricter (:meth:`ModelSpec.check_loadable`): a spec read from
+metadata resolves only to a built-in network or to a module the caller allowed
+(``spark.dl.load.allowedModules`` or ``load(path, allowedModules=...)``), checked before
+anything is imported, since importing a module runs its top-level code.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import json
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from spark_dl.errors import UnsafeModelError
 from spark_dl.models import REGISTRY
@@ -97,6 +101,40 @@ class ModelSpec:
                 f"(it is {type(obj).__name__}). Only nn.Module subclasses are ever constructed."
             )
         return obj
+
+    def check_loadable(self, allowed: Sequence[str]) -> None:
+        """Refuse, before any import, a spec that is neither built in nor ``allowed``.
+
+        An entry of ``allowed`` is a module (allowing it and its submodules, ``"mypkg"``)
+        or one class (``"mypkg.nets:Net"``).
+
+        Raises
+        ------
+        UnsafeModelError
+            The spec names a module the caller did not allow.
+        """
+        if self.name in REGISTRY:
+            return
+        module, _, _ = self.name.partition(":")
+        for entry in allowed:
+            entry = entry.strip()
+            if entry and (entry == self.name or (":" not in entry and (
+                    module == entry or module.startswith(entry + ".")))):
+                return
+        raise UnsafeModelError(
+            f"Refusing model {self.name!r} on load: a saved model resolves only to a built-in "
+            f"network {sorted(REGISTRY)} or to a module the caller allows, because importing a "
+            f"module runs its code. If you trust {module!r}, allow it with the Spark conf "
+            f"spark.dl.load.allowedModules={module} (comma-separated) or "
+            f"load(path, allowedModules=[{module!r}])."
+        )
+
+    def build_meta(self, **injected: Any) -> nn.Module:
+        """Construct the network on torch's ``meta`` device: shapes only, no memory."""
+        import torch
+
+        with torch.device("meta"):
+            return self.build(**injected)
 
     def check_kwargs(self, **injected: Any) -> None:
         """Check, without building, that the constructor accepts ``kwargs`` (plus injected ones).

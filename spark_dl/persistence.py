@@ -8,14 +8,20 @@ Layout under ``path``::
     data/       one parquet row: format ("safetensors"), sha256, the safetensors bytes
 
 Everything is written through Spark, so any path Spark can write works (local, HDFS,
-object stores). Loading parses the weights with safetensors, never with pickle, and
-resolves the network only if it names a ``torch.nn.Module`` subclass.
+object stores). Loading never executes code from the files: the network must be a built-in
+one or come from a module the caller allowed (checked before any import, see
+:meth:`~spark_dl.model_spec.ModelSpec.check_loadable`); the weights are parsed with
+safetensors, never with pickle; and the tensor names and shapes in the safetensors header
+must equal those of the network built on torch's ``meta`` device before the real network
+is allocated, so metadata cannot make the loader allocate more than the weights hold.
 
-Saves are atomic: the model is written completely to ``<path>.tmp-<id>`` and only then
-renamed into place; an overwrite first renames the old model to ``<path>.old-<id>`` and
-deletes it after the new one is in place. A crash at any point leaves either the old or
-the new model loadable, and :class:`TorchModelReader` finds the old one if the crash
-fell between the two renames.
+Saves are atomic (:func:`replace_atomically`): the model is written completely to
+``<path>.tmp-<id>`` and only then renamed into place; an overwrite first renames the old
+model to ``<path>.old-<id>`` and deletes it after the new one is in place. A crash at any
+point leaves either the old or the new model loadable, and :class:`TorchModelReader` finds
+the old one if the crash fell between the two renames. :func:`save_atomic` does the same
+for any ``MLWritable``, such as a ``PipelineModel`` (whose own writer deletes the old
+directory first), and :func:`load_atomic` reads it back.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import hashlib
 import json
 import logging
 import uuid
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReader, MLWriter
 
@@ -43,6 +49,67 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def replace_atomically(sc: Any, path: str, write: Callable[[str], None], *,
+                       overwrite: bool) -> None:
+    """Run ``write(tmp)`` into ``<path>.tmp-<id>``, then rename it to ``path``.
+
+    An existing ``path`` (only with ``overwrite``) is first renamed to ``<path>.old-<id>``
+    and deleted once the new one is in place. A crash leaves the old or the new complete
+    directory at ``path``, except between the two renames, where ``path`` is missing and
+    the old one sits at ``<path>.old-<id>``: :func:`recover` (used by spark_dl's readers,
+    :func:`load_atomic` and ``spark-dl score``) finds it.
+    """
+    fs = HadoopFS(sc, path)
+    if fs.exists(path) and not overwrite:
+        raise FileExistsError(
+            f"Path {path} already exists. Use model.write().overwrite().save(path) (or "
+            "save_atomic(model, path, overwrite=True)) to replace it."
+        )
+    token = uuid.uuid4().hex[:12]
+    tmp, old = f"{path}.tmp-{token}", f"{path}.old-{token}"
+    try:
+        write(tmp)
+    except BaseException:
+        fs.delete(tmp)
+        raise
+    if fs.exists(path):
+        fs.rename(path, old)
+        fs.rename(tmp, path)
+        fs.delete(old)
+    else:
+        fs.rename(tmp, path)
+
+
+def save_atomic(stage: Any, path: str, *, overwrite: bool = False) -> None:
+    """Save any ``MLWritable`` (a ``PipelineModel``, a ``CrossValidatorModel``, one of our
+    models) so that a crash at any moment leaves the old or the new one loadable.
+
+    pyspark's own ``write().overwrite().save(path)`` deletes the old directory before it
+    writes the new one; a crash in between loses both. This writes beside ``path`` and
+    renames into place (see :func:`replace_atomically`); load with :func:`load_atomic`
+    (or any reader, outside the instant between the two renames).
+
+    Examples
+    --------
+    >>> save_atomic(pipeline_model, "hdfs:///models/fraud", overwrite=True)  # doctest: +SKIP
+    >>> model = load_atomic(PipelineModel, "hdfs:///models/fraud")  # doctest: +SKIP
+    """
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+    replace_atomically(spark.sparkContext, path, lambda tmp: stage.write().save(tmp),
+                       overwrite=overwrite)
+
+
+def load_atomic(cls: Any, path: str) -> Any:
+    """``cls.load(path)``, or the previous version an interrupted :func:`save_atomic` left
+    beside ``path``."""
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+    return cls.load(recover(HadoopFS(spark.sparkContext, path), path))
+
+
 class TorchModelWriter(MLWriter):
     """Writes a fitted torch model (see module docstring for the layout)."""
 
@@ -51,26 +118,8 @@ class TorchModelWriter(MLWriter):
         self.instance = instance
 
     def save(self, path: str) -> None:
-        """Write to a temporary sibling, then rename into place (see module docstring)."""
-        fs = HadoopFS(self.sc, path)
-        if fs.exists(path) and not self.shouldOverwrite:
-            raise FileExistsError(
-                f"Path {path} already exists. Use model.write().overwrite().save(path) to "
-                "replace it."
-            )
-        token = uuid.uuid4().hex[:12]
-        tmp, old = f"{path}.tmp-{token}", f"{path}.old-{token}"
-        try:
-            self.saveImpl(tmp)
-        except BaseException:
-            fs.delete(tmp)
-            raise
-        if fs.exists(path):
-            fs.rename(path, old)
-            fs.rename(tmp, path)
-            fs.delete(old)
-        else:
-            fs.rename(tmp, path)
+        """Write to a temporary sibling, then rename into place (see :func:`replace_atomically`)."""
+        replace_atomically(self.sc, path, self.saveImpl, overwrite=self.shouldOverwrite)
 
     def saveImpl(self, path: str) -> None:
         inst = self.instance
@@ -94,25 +143,35 @@ class TorchModelWriter(MLWriter):
 class TorchModelReader(MLReader):
     """Reads what :class:`TorchModelWriter` wrote, refusing anything that could run code."""
 
-    def __init__(self, cls: type) -> None:
+    def __init__(self, cls: type, allowed_modules: Sequence[str] = ()) -> None:
         super().__init__()
         self.cls = cls
+        self.allowed = list(allowed_modules)
+
+    def allowModules(self, modules: Sequence[str]) -> TorchModelReader:
+        """Also allow these modules (or ``module:Class`` entries) as the saved network."""
+        self.allowed.extend(modules)
+        return self
 
     def load(self, path: str) -> Any:
-        path = _recover(HadoopFS(self.sc, path), path)
+        from spark_dl import conf
+
+        path = recover(HadoopFS(self.sc, path), path)
         metadata = DefaultParamsReader.loadMetadata(path, self.sc)
         expected = f"{self.cls.__module__}.{self.cls.__name__}"
         if metadata["class"] != expected:
             raise ValueError(f"{path!r} holds a {metadata['class']}, not a {expected}.")
         params = metadata["paramMap"]
         spec = ModelSpec(params.get("model", "mlp"), json.loads(params.get("modelParams", "{}")))
+        spec.check_loadable(self.allowed + conf.allowed_modules(self.sparkSession))
         spec.resolve()  # refuses anything but an nn.Module subclass, before touching weights
         weights = read_weights(self.sparkSession, path, metadata.get("weightsSha256"))
         num_features = int(metadata["numFeatures"])
+        num_outputs = int(metadata["numOutputs"])
+        layout = InputLayout.from_dict(metadata.get("inputLayout"), num_features)
+        _check_before_building(spec, layout.injected(num_outputs), weights, f"{path}/data")
         instance = self.cls._from_parts(
-            weights, num_features, int(metadata["numOutputs"]),
-            list(metadata.get("history") or []),
-            InputLayout.from_dict(metadata.get("inputLayout"), num_features),
+            weights, num_features, num_outputs, list(metadata.get("history") or []), layout,
         )
         instance._load_extra_metadata(metadata)
         DefaultParamsReader.getAndSetParams(instance, metadata)
@@ -120,7 +179,24 @@ class TorchModelReader(MLReader):
         return instance
 
 
-def _recover(fs: HadoopFS, path: str) -> str:
+def _check_before_building(spec: ModelSpec, injected: dict[str, Any], weights: bytes,
+                           where: str) -> None:
+    """Compare the weights' header with the network built on ``meta``. A network from an
+    allowed user module that cannot be built on ``meta`` is checked after building instead."""
+    from spark_dl.models import REGISTRY
+
+    try:
+        meta = spec.build_meta(**injected)
+    except Exception as exc:  # noqa: BLE001 - user constructors may not support meta tensors
+        if spec.name in REGISTRY:
+            raise
+        logger.warning("Network %r cannot be built on torch's meta device (%s); its weights "
+                       "are checked against it after building it.", spec.name, exc)
+        return
+    check_weights_fit(weights, meta, where, spec.name)
+
+
+def recover(fs: HadoopFS, path: str) -> str:
     """``path``, or the old model an interrupted overwrite left beside it."""
     if fs.exists(path):
         return path
@@ -151,6 +227,48 @@ def read_weights(spark: Any, path: str, expected_sha: str | None) -> bytes:
         )
     check_safetensors(payload, f"{path}/data")
     return payload
+
+
+_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+           "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8",
+           "BOOL": "bool"}
+
+
+def safetensors_header(payload: bytes, where: str) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Tensor name -> (dtype, shape) from the safetensors header alone (no tensor read)."""
+    try:
+        size = int.from_bytes(payload[:8], "little")
+        if not 0 < size <= len(payload) - 8:
+            raise ValueError(f"header length {size} does not fit a {len(payload)}-byte file")
+        header = json.loads(payload[8 : 8 + size])
+        header.pop("__metadata__", None)
+        return {name: (_DTYPES.get(info["dtype"], info["dtype"]), tuple(info["shape"]))
+                for name, info in header.items()}
+    except Exception as exc:  # noqa: BLE001 - any parse failure means "not safetensors"
+        raise UnsafeModelError(
+            f"The weights at {where} are not a valid safetensors file ({exc}); refusing to "
+            "load them. spark_dl never unpickles weights."
+        ) from None
+
+
+def check_weights_fit(payload: bytes, meta_module: Any, where: str, name: str) -> None:
+    """The header's tensors must be exactly the network's (built on ``meta``): same names,
+    shapes and dtypes. Runs before the real network is allocated."""
+    header = safetensors_header(payload, where)
+    expected = {k: (str(v.dtype).removeprefix("torch."), tuple(v.shape))
+                for k, v in meta_module.state_dict().items()}
+    if header == expected:
+        return
+    missing = sorted(set(expected) - set(header))
+    extra = sorted(set(header) - set(expected))
+    differ = [f"{k}: {header[k]} saved, {expected[k]} in the network"
+              for k in sorted(set(header) & set(expected)) if header[k] != expected[k]]
+    raise ValueError(
+        f"The weights at {where} do not fit network {name!r} as its saved Params describe it "
+        f"(checked before building it): missing {missing[:5]}, unexpected {extra[:5]}, "
+        f"differing {differ[:5]}. The metadata or the weights were edited or mixed up; save "
+        "the model again."
+    )
 
 
 def check_safetensors(payload: bytes, where: str) -> None:

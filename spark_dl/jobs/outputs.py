@@ -16,6 +16,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from spark_dl.persistence import save_atomic
+
 #: Rows of scores and labels the driver collects for curves and plots.
 SAMPLE_ROWS = 200_000
 
@@ -56,7 +58,7 @@ def write_outputs(cfg: dict[str, Any], model: Any, scored: Any, evaluation: Eval
     from spark_dl.jobs.runner import save_json, torch_history
 
     out = cfg["output"]["dir"].rstrip("/")
-    model.write().overwrite().save(f"{out}/model")
+    save_atomic(model, f"{out}/model", overwrite=True)
     frame = evaluation.frame if evaluation.frame is not None else scored
     frame.select(*evaluation.scored_columns).write.mode("overwrite").parquet(f"{out}/scored")
     here = local_dir(cfg)

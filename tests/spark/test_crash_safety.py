@@ -19,15 +19,12 @@ pytestmark = pytest.mark.slow
 HELPERS = os.path.join(os.path.dirname(__file__), "..", "helpers")
 
 
-@pytest.mark.timeout(300)
-def test_save_killed_at_random_moments_leaves_a_loadable_model(fitted_clf, binary_df, tmp_path):
-    src, dst = str(tmp_path / "src"), str(tmp_path / "dst")
-    fitted_clf.save(src)
-    expected = fitted_clf.transform(binary_df).select("features", "probability")
-    rng = random.Random(7)
-    for round_ in range(3):
-        proc = subprocess.Popen([sys.executable, os.path.join(HELPERS, "save_loop.py"), src, dst],
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+def _kill_save_loop_at_random_moments(src, dst, rounds, seed, *mode):
+    """Run save_loop.py and SIGKILL it (driver and JVM) at random moments of its saves."""
+    rng = random.Random(seed)
+    for _ in range(rounds):
+        proc = subprocess.Popen([sys.executable, os.path.join(HELPERS, "save_loop.py"), src, dst,
+                                 *mode], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 start_new_session=True, text=True)
         try:
             assert "saved" in proc.stdout.readline(), "the save loop never saved"
@@ -35,7 +32,34 @@ def test_save_killed_at_random_moments_leaves_a_loadable_model(fitted_clf, binar
         finally:
             os.killpg(proc.pid, signal.SIGKILL)  # the driver and its JVM die mid-save
             proc.wait()
+        yield
+
+
+@pytest.mark.timeout(300)
+def test_save_killed_at_random_moments_leaves_a_loadable_model(fitted_clf, binary_df, tmp_path):
+    src, dst = str(tmp_path / "src"), str(tmp_path / "dst")
+    fitted_clf.save(src)
+    expected = fitted_clf.transform(binary_df).select("features", "probability")
+    for _ in _kill_save_loop_at_random_moments(src, dst, 3, 7):
         loaded = TorchClassificationModel.load(dst)
+        assert_df_equality(expected, loaded.transform(binary_df).select("features", "probability"),
+                           ignore_row_order=True)
+
+
+@pytest.mark.timeout(300)
+def test_pipeline_model_save_killed_at_random_moments_stays_loadable(fitted_clf, binary_df,
+                                                                     tmp_path):
+    from pyspark.ml import PipelineModel
+    from pyspark.ml.feature import SQLTransformer
+
+    from spark_dl.persistence import load_atomic
+
+    src, dst = str(tmp_path / "src"), str(tmp_path / "dst")
+    pm = PipelineModel(stages=[SQLTransformer(statement="SELECT * FROM __THIS__"), fitted_clf])
+    pm.save(src)
+    expected = pm.transform(binary_df).select("features", "probability")
+    for _ in _kill_save_loop_at_random_moments(src, dst, 3, 11, "pipeline"):
+        loaded = load_atomic(PipelineModel, dst)
         assert_df_equality(expected, loaded.transform(binary_df).select("features", "probability"),
                            ignore_row_order=True)
 

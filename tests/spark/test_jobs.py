@@ -211,3 +211,30 @@ def test_score_streams_a_saved_pipeline_over_parquet(spark, tmp_path):
     assert got.count() == 400 and got.exceptAll(expected).count() == 0
     assert cli(args) == 2  # the output exists now: refused without --overwrite
     assert cli(args + ["--overwrite"]) == 0
+
+
+def test_score_refuses_a_pipeline_stage_of_a_foreign_class_before_importing_it(spark, tmp_path,
+                                                                               capsys):
+    import glob
+    import json
+    import os
+    import sys
+
+    from pyspark.ml import Pipeline
+    from pyspark.ml.feature import SQLTransformer
+
+    model = Pipeline(stages=[SQLTransformer(statement="SELECT * FROM __THIS__")]).fit(
+        spark.range(1))
+    model.save(str(tmp_path / "m"))
+    spark.range(3).write.parquet(str(tmp_path / "in"))
+    meta_file = glob.glob(str(tmp_path / "m" / "stages" / "*" / "metadata" / "part-*"))[0]
+    meta = json.loads(open(meta_file).read())
+    meta["class"] = "sideeffect_net.Net"
+    with open(meta_file, "w") as fh:
+        fh.write(json.dumps(meta))
+    for crc in glob.glob(os.path.join(os.path.dirname(meta_file), ".*.crc")):
+        os.remove(crc)
+    code = cli(["score", "--model", str(tmp_path / "m"), "--input", str(tmp_path / "in"),
+                "--output", str(tmp_path / "out")])
+    assert code == 2 and "holds a sideeffect_net.Net" in capsys.readouterr().err
+    assert "sideeffect_net" not in sys.modules

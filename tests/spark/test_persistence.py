@@ -126,3 +126,65 @@ def test_edited_metadata_cannot_name_other_callables(fitted_clf, tmp_path, targe
     _edit_metadata(path, lambda meta: meta["paramMap"].update(model=target))
     with pytest.raises(UnsafeModelError, match="Refusing model"):
         TorchClassificationModel.load(path)
+
+
+def test_loading_never_imports_a_module_the_caller_did_not_allow(fitted_clf, tmp_path,
+                                                                  monkeypatch):
+    import sys
+
+    marker = tmp_path / "imported"
+    monkeypatch.setenv("SPARK_DL_SIDE_EFFECT_MARKER", str(marker))
+    path = str(tmp_path / "edited")
+    fitted_clf.save(path)
+    _edit_metadata(path, lambda meta: meta["paramMap"].update(model="sideeffect_net:Net"))
+    with pytest.raises(UnsafeModelError, match=r"spark.dl.load.allowedModules=sideeffect_net"):
+        TorchClassificationModel.load(path)
+    assert not marker.exists() and "sideeffect_net" not in sys.modules
+
+
+def _tiny_net_model(tmp_path):
+    import torch
+    from safetensors.torch import save as st_save
+
+    from netlib import TinyNet
+
+    torch.manual_seed(0)
+    net = TinyNet(4, 2, width=3)
+    model = TorchClassificationModel._from_parts(
+        st_save({k: v.contiguous() for k, v in net.state_dict().items()}), 4, 2, [])
+    model.set(model.model, "netlib:TinyNet")
+    model.set(model.modelParams, {"width": 3})
+    path = str(tmp_path / "tiny")
+    model.save(path)
+    return model, path
+
+
+def test_a_user_network_loads_only_when_allowed(spark, tmp_path, binary_df):
+    model, path = _tiny_net_model(tmp_path)
+    with pytest.raises(UnsafeModelError, match="Refusing model 'netlib:TinyNet' on load"):
+        TorchClassificationModel.load(path)
+    with pytest.raises(UnsafeModelError):
+        TorchClassificationModel.load(path, allowedModules=["netlib:OtherNet", "netlibx"])
+    for allowed in (["netlib"], ["netlib:TinyNet"]):
+        loaded = TorchClassificationModel.load(path, allowedModules=allowed)
+        assert loaded._weights == model._weights
+    PipelineModel(stages=[model]).save(str(tmp_path / "pm"))
+    with pytest.raises(UnsafeModelError):
+        PipelineModel.load(str(tmp_path / "pm"))
+    spark.conf.set("spark.dl.load.allowedModules", "somepkg, netlib")
+    try:
+        assert TorchClassificationModel.load(path)._weights == model._weights
+        stage = PipelineModel.load(str(tmp_path / "pm")).stages[0]  # stages read the conf too
+        assert stage._weights == model._weights
+    finally:
+        spark.conf.unset("spark.dl.load.allowedModules")
+
+
+def test_metadata_asking_for_a_huge_network_is_refused_before_allocation(fitted_clf, tmp_path):
+    path = str(tmp_path / "huge")
+    fitted_clf.save(path)
+    # 200,000 x 200,000 float32 would be 160 GB; the weights hold a [8] hidden layer.
+    _edit_metadata(path, lambda meta: meta["paramMap"].update(
+        modelParams=json.dumps({"hidden_layers": [200_000, 200_000]})))
+    with pytest.raises(ValueError, match=r"do not fit network 'mlp'.*checked before building"):
+        TorchClassificationModel.load(path)

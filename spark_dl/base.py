@@ -185,6 +185,7 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
         model = self._model_class()._from_parts(
             result["weights"], num_features, num_outputs, result["history"], layout
         )
+        model._rows_per_rank = list(result.get("rows_per_rank", []))
         model._timings = {"fit_started": fit_started, "data_checked": stats_done,
                           **result.get("timings", {}), "fit_finished": time.time()}
         self._copyValues(model)
@@ -281,6 +282,7 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
         self._bc: Any = None
         self._sha: str | None = None
         self._timings: dict[str, float] = {}
+        self._rows_per_rank: list[dict[str, int]] = []
         self._layout = InputLayout((0,))
 
     @classmethod
@@ -319,6 +321,12 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
             return {}
         known = [(k, v) for k, v in self._timings.items() if v is not None and k != "fit_started"]
         return {k: v - start for k, v in sorted(known, key=lambda kv: kv[1])}
+
+    @property
+    def rowsPerRank(self) -> list[dict[str, int]]:
+        """Rows each training rank held, ``{"train": n, "validation": m}`` in rank order: how
+        evenly fit() split the data. Empty for a model loaded from disk."""
+        return [dict(r) for r in self._rows_per_rank]
 
     @property
     def torchModule(self) -> Any:

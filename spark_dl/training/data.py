@@ -69,13 +69,15 @@ def _partition_keys(spark: Any, n: int) -> list[int]:
     return [keys[p] for p in range(n)]
 
 
-def balance(df: DataFrame, n: int, rows_per_partition: dict[int, int]) -> DataFrame:
-    """Deal rows round-robin, by global row index, into exactly ``n`` partitions.
+def deal_keys(df: DataFrame, n: int, rows_per_partition: dict[int, int]) -> DataFrame:
+    """``df`` plus ``_k``: a key that Spark's hash partitioner sends to partition ``i % n``
+    for the row at global index ``i``.
 
-    ``rows_per_partition`` (partition id -> rows, from the stats job) gives each input
-    partition's offset, so row ``i`` of the whole DataFrame lands in partition ``i % n``.
-    If the input's partitioning changed between jobs the split is less even, but every row
-    still appears exactly once.
+    A row's index within its partition is counted after sorting the partition by two hashes
+    of the row's content, so it depends on which rows the partition holds, not on the order
+    they arrive in. An uncached shuffle upstream delivers rows in a different order each
+    time it is read; were the index taken in arrival order, a retried map task could deal
+    the same row to two partitions and another to none.
     """
     from pyspark.sql import functions as F
 
@@ -85,12 +87,39 @@ def balance(df: DataFrame, n: int, rows_per_partition: dict[int, int]) -> DataFr
         offsets.append(acc)
         acc += rows_per_partition.get(p, 0)
     keys = _partition_keys(df.sparkSession, n)
+    hashable = [F.col(f"`{f.name}`") for f in df.schema.fields if _hashable(f.dataType)]
+    if hashable:
+        df = df.sortWithinPartitions(F.xxhash64(*hashable), F.hash(*hashable))
     pid = F.spark_partition_id()
     pos = F.monotonically_increasing_id() - F.shiftleft(pid.cast("long"), 33)
     offset = F.element_at(F.array(*[F.lit(o) for o in offsets or [0]]), pid + 1)
     slot = F.pmod(offset.cast("long") + pos, F.lit(n))
     key = F.element_at(F.array(*[F.lit(k).cast("long") for k in keys]), (slot + 1).cast("int"))
-    return df.withColumn("_k", key).repartition(n, "_k").drop("_k")
+    return df.withColumn("_k", key)
+
+
+def _hashable(dtype: Any) -> bool:
+    """Whether Spark's hash functions accept the type (they refuse maps)."""
+    from pyspark.sql.types import ArrayType, MapType, StructType
+
+    if isinstance(dtype, MapType):
+        return False
+    if isinstance(dtype, ArrayType):
+        return _hashable(dtype.elementType)
+    if isinstance(dtype, StructType):
+        return all(_hashable(f.dataType) for f in dtype.fields)
+    return True
+
+
+def balance(df: DataFrame, n: int, rows_per_partition: dict[int, int]) -> DataFrame:
+    """Deal rows round-robin, by global row index, into exactly ``n`` partitions.
+
+    ``rows_per_partition`` (partition id -> rows, from the stats job) gives each input
+    partition's offset, so row ``i`` of the whole DataFrame lands in partition ``i % n``.
+    If the input's partitioning changed between jobs the split is less even, but every row
+    still appears exactly once, also when tasks are retried (see :func:`deal_keys`).
+    """
+    return deal_keys(df, n, rows_per_partition).repartition(n, "_k").drop("_k")
 
 
 def write_local_shards(table: pa.Table, n: int, directory: str) -> list[str]:

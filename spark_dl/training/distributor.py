@@ -133,8 +133,9 @@ def _launch_once(
         except Exception as exc:  # noqa: BLE001 - rewrapped with the ranks' own tracebacks
             raise _failure(server, num_processes, exc) from exc
         result = server.result()
-        _verify(server, num_processes, result)
-        return result  # type: ignore[return-value]
+        reports = _verify(server, num_processes, result)
+        result["rows_per_rank"] = [reports[r].get("rows", {}) for r in range(num_processes)]
+        return result  # type: ignore[index,return-value]
     finally:
         server.close()
 
@@ -162,7 +163,7 @@ def _failure(server: ReportServer, n: int, exc: BaseException) -> TrainingFailed
     )
 
 
-def _verify(server: ReportServer, n: int, result: Any) -> None:
+def _verify(server: ReportServer, n: int, result: Any) -> dict[int, dict[str, Any]]:
     reports = server.reports(n)
     errors = server.errors(n)
     if errors:
@@ -183,3 +184,4 @@ def _verify(server: ReportServer, n: int, result: Any) -> None:
     if not isinstance(result, dict) or "weights" not in result:
         raise TrainingFailedError("Rank 0 returned no trained weights.")
     logger.info("All %d ranks finished %d optimizer steps.", n, steps.pop())
+    return reports

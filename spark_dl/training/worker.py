@@ -27,14 +27,14 @@ def run_rank(cfg: dict[str, Any]) -> None:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     reporter = ReportClient(cfg.get("report_address"), rank)
     try:
-        result, steps, history_len = _train(cfg, rank, world)
+        result, steps, history_len, rows = _train(cfg, rank, world)
         result["timings"]["rank_started"] = started
         if rank == 0:
             reporter.result(result.pop("weights"), **result)
     except BaseException:
         reporter.error(traceback.format_exc())
         raise
-    reporter.done(world_size=world, steps=steps, epochs=history_len, status="ok")
+    reporter.done(world_size=world, steps=steps, epochs=history_len, rows=rows, status="ok")
 
 
 def _device(use_gpu: bool) -> Any:
@@ -67,7 +67,8 @@ def _maybe_resume(cfg: dict[str, Any], trainer: Any, rank: int) -> None:
         print(f"spark_dl resuming after epoch {trainer.start_epoch} from {source}", flush=True)
 
 
-def _train(cfg: dict[str, Any], rank: int, world: int) -> tuple[dict[str, Any], int, int]:
+def _train(cfg: dict[str, Any], rank: int, world: int
+           ) -> tuple[dict[str, Any], int, int, dict[str, int]]:
     import torch
     import torch.distributed as dist
     from safetensors.torch import save as st_save
@@ -115,7 +116,8 @@ def _train(cfg: dict[str, Any], rank: int, world: int) -> tuple[dict[str, Any], 
         timings["first_step"] = trainer.first_step_at
         result = {"weights": st_save(state), "history": history,
                   "steps_per_epoch": trainer.steps_per_epoch, "timings": timings}
-        return result, trainer.steps_run, len(history)
+        rows = {"train": len(train), "validation": len(val)}
+        return result, trainer.steps_run, len(history), rows
     finally:
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()

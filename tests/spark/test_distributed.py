@@ -35,6 +35,8 @@ def test_executors_train_on_skewed_data_with_empty_partitions(skewed_df):
                           validationFraction=0.1)
     model = clf.fit(skewed_df)
     assert len(model.history) == 3
+    # 950 rows in one input partition, 50 in three, four empty: each rank holds 500.
+    assert [r["train"] + r["validation"] for r in model.rowsPerRank] == [500, 500]
     acc = MulticlassClassificationEvaluator(metricName="accuracy").evaluate(
         model.transform(skewed_df))
     assert acc > 0.9
@@ -46,6 +48,8 @@ def test_driver_ranks_train_on_skewed_data(skewed_df):
                           learningRate=0.01)
     model = clf.fit(skewed_df)
     assert [h["epoch"] for h in model.history] == [1, 2]
+    # The input's 950/50/0 partitions do not reach the ranks: 500 rows each.
+    assert model.rowsPerRank == [{"train": 500, "validation": 0}] * 2
 
 
 @pytest.mark.timeout(300)

@@ -86,3 +86,32 @@ def fitted_clf_2d(lopsided):
 
     data = lopsided.withColumn("label", (F.col("id") % 2).cast("double"))
     return TorchClassifier(maxEpochs=1, modelParams={"hidden_layers": [4]}).fit(data)
+
+
+def _arrival_order_changes_every_read(df):
+    """``df`` with each partition's rows in a fresh random order on every computation, as
+    an uncached shuffle delivers them."""
+    import numpy as np
+
+    def shuffle(batches):
+        rng = np.random.default_rng()  # seeded by the OS: different on every attempt
+        for pdf in batches:
+            yield pdf.iloc[rng.permutation(len(pdf))]
+
+    return df.mapInPandas(shuffle, df.schema)
+
+
+def test_dealing_keys_do_not_depend_on_the_order_rows_arrive_in(spark):
+    from spark_dl.training.data import deal_keys
+
+    base = spark.range(0, 3000, numPartitions=3).selectExpr(
+        "array(cast(id as float), cast(id % 7 as float)) as f", "cast(id % 2 as double) as y")
+    counts = {p: 1000 for p in range(3)}
+    df = _arrival_order_changes_every_read(base)
+
+    def keys():
+        return {tuple(r.f): r["_k"] for r in deal_keys(df, 4, counts).collect()}
+
+    first, second = keys(), keys()
+    assert len(first) == 3000
+    assert first == second  # a retried task would deal every row to the same partition

@@ -42,7 +42,10 @@ def test_balanced_weights_raise_recall_on_one_percent_positives(spark):
         recall[cw] = _recall_at_precision(out.select("probability", "label").collect())
         auc_pr[cw] = BinaryClassificationEvaluator(metricName="areaUnderPR").evaluate(out)
     print(f"recall@precision0.2 {recall}, AUC-PR {auc_pr}")
-    assert recall["balanced"] > recall["none"] or auc_pr["balanced"] > auc_pr["none"]
+    # The README's figures (one seeded process, so they repeat): recall at precision 0.2
+    # from 0.0 to 0.59, AUC-PR from 0.007 (the base rate) to 0.27.
+    assert recall["none"] < 0.05 and recall["balanced"] >= 0.55
+    assert auc_pr["none"] < 0.02 and auc_pr["balanced"] >= 0.25
     assert models["balanced"].transform(test).filter("prediction = 1").count() > \
         models["none"].transform(test).filter("prediction = 1").count()
 

@@ -226,3 +226,31 @@ def test_binary_validation_metric_is_unweighted_auc_pr():
     margin = (out[:, 1] - out[:, 0]).numpy()
     assert history[-1]["val_metric"] == pytest.approx(
         average_precision_score(val.y.numpy(), margin), abs=1e-9)
+
+
+def _early_stopping_trainer(patience, epochs):
+    """Validation labels are the opposite of training labels: every epoch of learning makes
+    the validation loss worse, so epoch 1 is the best."""
+    arrays = _data(300, seed=4)
+    val = {k: v.copy() for k, v in arrays.items()}
+    val["y"] = 1.0 - val["y"]
+    torch.manual_seed(2)
+    module = ModelSpec("mlp", {"hidden_layers": [8]}).build(in_features=4, out_features=2)
+    cfg = LoopConfig(task="classification", max_epochs=epochs, batch_size=32, seed=2,
+                     patience=patience, log=lambda s: None)
+    return Trainer(module, module, make_optimizer("adam", module.parameters(), 0.02, {}),
+                   RankData.from_arrays(arrays, np.ones(300, bool)),
+                   RankData.from_arrays(val, np.ones(300, bool)), cfg,
+                   Collective(1, torch.device("cpu")), 0)
+
+
+def test_early_stopping_stops_and_keeps_the_best_weights():
+    trainer = _early_stopping_trainer(patience=2, epochs=10)
+    history = trainer.fit()
+    losses = [h["val_loss"] for h in history]
+    assert losses[0] == min(losses)  # the premise: validation only gets worse
+    assert [h["epoch"] for h in history] == [1, 2, 3]  # best, then `patience` stale epochs
+    best = _early_stopping_trainer(patience=0, epochs=1)
+    best.fit()
+    for a, b in zip(trainer.module.state_dict().values(), best.module.state_dict().values()):
+        assert torch.equal(a, b)  # the returned weights are epoch 1's, not epoch 3's

@@ -11,14 +11,21 @@ on 3x32x32 images (3072 floats per row, ``inputShape=[3, 32, 32]``).
   ``torch.set_num_threads(2)``.
 * ``b``    -- ``pyspark.ml.functions.predict_batch_udf`` with the same module, returning
   the same struct (raw logits array, probability array, prediction double), noop write.
-* ``c``    -- an identity ``mapInArrow`` over the same DataFrame, noop write: the floor of
-  Spark's data movement through Python.
+* ``c``    -- the floor: an Arrow UDF of the same kind as ours over the same feature
+  column, returning a struct of the same type and width (two-element ``raw`` and
+  ``prob`` arrays and a ``pred`` double) filled with zeros, noop write. It moves exactly
+  the data ours moves through Python, and computes nothing.
+
+Each model runs on two inputs: ``array`` (``array<float>``) and ``vector`` (an ML
+``VectorUDT`` column, as ``VectorAssembler`` produces, the common case). On ``vector``,
+(b) and (c) read ``vector_to_array(features, "float32")``, as a user would write it.
 
 Every method uses batches of 4096 rows (``spark.dl.inference.batchSize`` for ``ours``);
 ``spark.sql.execution.arrow.maxRecordsPerBatch`` is left at its default (10000). The
 input DataFrame is cached and counted before any timing. Methods run interleaved in
-rounds (ours, a, b, c, ours, ...); one warm-up round is not counted, and the report gives
-medians across rounds of each method's rows/s and of the per-round ratios.
+rounds, in an order shuffled afresh each round (seeded); one warm-up round is not
+counted, and the report gives medians across rounds of each method's rows/s and of the
+per-round ratios.
 
 Run ``python bench/scoring.py`` (``--help`` for sizes); ``--smoke`` runs one tiny round
 and checks that every method returned every row and that ours, (a) and (b) agree.
@@ -44,7 +51,7 @@ METHOD_NAMES = {
     "ours": "spark_dl transform",
     "a": "in-process torch loop",
     "b": "predict_batch_udf",
-    "c": "identity mapInArrow",
+    "c": "floor: same-width Arrow UDF",
 }
 
 
@@ -66,6 +73,7 @@ MODELS = {
 TARGETS = (("light", "ours/b", 3.0), ("light", "ours/c", 0.8), ("heavy", "ours/a", 0.85),
            ("cnn", "ours/a", 0.85))
 STRUCT_TYPE = "raw array<double>, prob array<double>, pred double"
+INPUTS = ("array", "vector")
 
 
 class Config(NamedTuple):
@@ -75,6 +83,7 @@ class Config(NamedTuple):
     rows_heavy: int
     rows_cnn: int
     only: tuple[str, ...]
+    inputs: tuple[str, ...]
     rounds: int
     warmup: int
     partitions: int
@@ -88,6 +97,7 @@ def parse_args(argv: list[str] | None) -> Config:
     p.add_argument("--rows-heavy", type=int, default=200_000, help="rows for the heavy model")
     p.add_argument("--rows-cnn", type=int, default=4_000, help="images for the CNN")
     p.add_argument("--only", default="light,heavy,cnn", help="comma-separated models to run")
+    p.add_argument("--inputs", default="array,vector", help="input column kinds to run")
     p.add_argument("--rounds", type=int, default=9, help="counted rounds per model")
     p.add_argument("--partitions", type=int, default=4, help="partitions of the input")
     p.add_argument("--smoke", action="store_true", help="one tiny round; check row counts")
@@ -96,9 +106,13 @@ def parse_args(argv: list[str] | None) -> Config:
     unknown = [m for m in only if m not in MODELS]
     if unknown:
         p.error(f"--only: unknown model(s) {unknown}; choose from {list(MODELS)}")
+    inputs = tuple(k for k in a.inputs.split(",") if k)
+    if not set(inputs) <= set(INPUTS):
+        p.error(f"--inputs: choose from {list(INPUTS)}; got {a.inputs!r}")
     if a.smoke:
-        return Config(3000, 3000, 200, only, rounds=1, warmup=0, partitions=2, smoke=True)
-    return Config(a.rows_light, a.rows_heavy, a.rows_cnn, only, a.rounds, warmup=1,
+        return Config(3000, 3000, 200, only, inputs, rounds=1, warmup=0, partitions=2,
+                      smoke=True)
+    return Config(a.rows_light, a.rows_heavy, a.rows_cnn, only, inputs, a.rounds, warmup=1,
                   partitions=a.partitions, smoke=False)
 
 
@@ -217,13 +231,40 @@ def predict_batch_column(module: Any, batch_size: int, width: int = NUM_FEATURES
                              batch_size=batch_size, input_tensor_shapes=[[width]])
 
 
+def floor_column() -> Callable[[Any], Any]:
+    """Method (c): an Arrow UDF of ours' kind returning a zero struct of ours' type."""
+    from spark_dl.compat import arrow_udf
+
+    factory = arrow_udf("arrow")
+
+    def zeros(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        for arr in batches:
+            n = len(arr)
+            pair = pa.ListArray.from_arrays(pa.array(np.arange(0, 2 * n + 1, 2, dtype=np.int32)),
+                                            pa.array(np.zeros(2 * n)))
+            yield pa.StructArray.from_arrays([pair, pair, pa.array(np.zeros(n))],
+                                             names=["raw", "prob", "pred"])
+
+    return factory(zeros, STRUCT_TYPE)  # type: ignore[no-any-return]
+
+
 def identity_arrow(df: Any) -> Any:
-    """Method (c): every row through a Python worker and back, untouched."""
+    """Every row through a Python worker and back, untouched (``scoring_breakdown.py``)."""
 
     def identity(batches: Iterator[Any]) -> Iterator[Any]:
         return batches
 
     return df.mapInArrow(identity, df.schema)
+
+
+def as_array(df: Any, kind: str) -> Any:
+    """The feature column (b) and (c) read: as is, or ``vector_to_array`` of a vector."""
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as F
+
+    return F.col("features") if kind == "array" else vector_to_array("features", "float32")
 
 
 # ---------------------------------------------------------------------- one model
@@ -232,20 +273,28 @@ class Case(NamedTuple):
 
     name: str
     rows: int
+    kind: str  # "array" or "vector" input
     df: Any  # cached input DataFrame
     model: Any  # TorchClassificationModel
     X: np.ndarray  # the same rows on the driver, for (a)
     udf: Callable[[str], Any]  # the predict_batch_udf of (b)
 
 
-def make_case(spark: Any, name: str, rows: int, partitions: int) -> Case:
+def make_case(spark: Any, name: str, rows: int, partitions: int, kind: str = "array") -> Case:
     """Data, fitted model, driver-side copy and the (b) UDF for model ``name``."""
+    from pyspark.ml.functions import array_to_vector
+
     spec = MODELS[name]
     df = make_data(spark, rows, partitions, width=spec.features)
     model = fit_model(df, case=spec)
     X = collect_matrix(df, spec.features)
     assert X.shape == (rows, spec.features)
-    return Case(name, rows, df, model, X,
+    if kind == "vector":
+        arrays = df
+        df = df.withColumn("features", array_to_vector("features")).cache()
+        assert df.count() == rows
+        arrays.unpersist()
+    return Case(name, rows, kind, df, model, X,
                 predict_batch_column(model.torchModule, BATCH_SIZE, spec.features))
 
 
@@ -257,11 +306,12 @@ def runners(case: Case) -> dict[str, Callable[[], None]]:
         torch.set_num_threads(2)  # both cores; the two Spark tasks get one thread each
         torch_loop(case.model.torchModule, case.X, BATCH_SIZE)
 
+    feats, floor = as_array(case.df, case.kind), floor_column()
     return {
         "ours": lambda: noop_write(case.model.transform(case.df)),
         "a": run_a,
-        "b": lambda: noop_write(case.df.withColumn("scored", case.udf("features"))),
-        "c": lambda: noop_write(identity_arrow(case.df)),
+        "b": lambda: noop_write(case.df.withColumn("scored", case.udf(feats))),
+        "c": lambda: noop_write(case.df.withColumn("scored", floor(feats))),
     }
 
 
@@ -274,16 +324,22 @@ def timed(fn: Callable[[], None]) -> float:
 
 def run_rounds(case: Case, rounds: int, warmup: int) -> list[dict[str, float]]:
     """Interleaved rounds; each holds rows/s per method and the ours/x ratios."""
+    import random
+
     run = runners(case)
     out = []
+    order = random.Random(f"{case.name}/{case.kind}")
     for i in range(warmup + rounds):
-        rps = {m: case.rows / timed(run[m]) for m in METHODS}
+        methods = list(METHODS)
+        order.shuffle(methods)  # no method always runs first, or right after another
+        seconds = {m: timed(run[m]) for m in methods}
+        rps = {m: case.rows / seconds[m] for m in METHODS}
         ratios = {f"ours/{m}": rps["ours"] / rps[m] for m in ("a", "b", "c")}
         if i >= warmup:
             out.append({**rps, **ratios})
         tag = "warm-up" if i < warmup else f"round {i - warmup + 1}"
-        print(f"  {case.name} {tag}: " + ", ".join(f"{k} {v:,.0f}" for k, v in rps.items())
-              + " rows/s", flush=True)
+        print(f"  {case.name}/{case.kind} {tag} (order {','.join(methods)}): "
+              + ", ".join(f"{k} {v:,.0f}" for k, v in rps.items()) + " rows/s", flush=True)
     return out
 
 
@@ -291,7 +347,7 @@ def check_counts(case: Case) -> dict[str, Any]:
     """Rows out of each method, and a column sum; asserts each method kept every row.
 
     The sum is of the predictions for ours, (a) and (b), which must agree (same weights),
-    and of the passed-through labels for (c), which has no predictions.
+    and of the floor's zeros for (c), which has no predictions.
     """
     from pyspark.sql import functions as F
 
@@ -300,12 +356,13 @@ def check_counts(case: Case) -> dict[str, Any]:
         return int(row[0]), float(row[1] or 0.0)
 
     preds = torch_loop(case.model.torchModule, case.X, BATCH_SIZE)
-    summed = {"ours": "prediction", "a": "prediction", "b": "prediction", "c": "label"}
+    summed = {"ours": "prediction", "a": "prediction", "b": "prediction", "c": "zeros"}
+    feats = as_array(case.df, case.kind)
     got = {
         "ours": spark_side(case.model.transform(case.df), "prediction"),
         "a": (len(preds), float(preds.sum())),
-        "b": spark_side(case.df.withColumn("s", case.udf("features")), "s.pred"),
-        "c": spark_side(identity_arrow(case.df), "label"),
+        "b": spark_side(case.df.withColumn("s", case.udf(feats)), "s.pred"),
+        "c": spark_side(case.df.withColumn("s", floor_column()(feats)), "s.pred"),
     }
     for method, (n, _) in got.items():
         assert n == case.rows, f"{case.name}/{method} returned {n} of {case.rows} rows"
@@ -315,16 +372,18 @@ def check_counts(case: Case) -> dict[str, Any]:
     return {m: {"rows": n, "sum_of": summed[m], "sum": s} for m, (n, s) in got.items()}
 
 
-def bench_model(spark: Any, name: str, rows: int, cfg: Config) -> dict[str, Any]:
+def bench_model(spark: Any, name: str, rows: int, cfg: Config,
+                kind: str = "array") -> dict[str, Any]:
     """Build one case, run its rounds, summarize (and check row counts in smoke mode)."""
     spec = MODELS[name]
-    print(f"[{name}] {rows:,} rows, {spec.model} {spec.params} on {spec.features} values: "
-          "preparing", flush=True)
-    case = make_case(spark, name, rows, cfg.partitions)
+    print(f"[{name}/{kind}] {rows:,} rows, {spec.model} {spec.params} on {spec.features} "
+          "values: preparing", flush=True)
+    case = make_case(spark, name, rows, cfg.partitions, kind)
     try:
         per_round = run_rounds(case, cfg.rounds, cfg.warmup)
         result: dict[str, Any] = {
             "rows": rows,
+            "input": kind,
             "model": spec.model,
             "model_params": spec.params,
             "input_shape": spec.shape or [spec.features],
@@ -342,11 +401,12 @@ def bench_model(spark: Any, name: str, rows: int, cfg: Config) -> dict[str, Any]
 def check_targets(models: dict[str, Any]) -> list[dict[str, Any]]:
     """The targets with their measured medians and whether each holds."""
     out = []
-    for name, ratio, minimum in TARGETS:
-        if name in models:
-            got = models[name]["median"][ratio]
-            out.append({"model": name, "ratio": ratio, "target": minimum,
-                        "measured": got, "pass": got >= minimum})
+    for key, res in models.items():
+        for name, ratio, minimum in TARGETS:
+            if key.split("/")[0] == name:
+                got = res["median"][ratio]
+                out.append({"model": key, "ratio": ratio, "target": minimum,
+                            "measured": got, "pass": got >= minimum})
     return out
 
 
@@ -392,7 +452,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         sizes = {"light": cfg.rows_light, "heavy": cfg.rows_heavy, "cnn": cfg.rows_cnn}
         sizes = {k: v for k, v in sizes.items() if k in cfg.only}
-        models = {name: bench_model(spark, name, rows, cfg) for name, rows in sizes.items()}
+        models = {f"{name}/{kind}": bench_model(spark, name, rows, cfg, kind)
+                  for name, rows in sizes.items() for kind in cfg.inputs}
     finally:
         if previous is None:
             spark.conf.unset(key)

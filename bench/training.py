@@ -1,9 +1,9 @@
 """Training benchmark: spark_dl's fit against a bare torchrun DDP script.
 
 Both train the same MLP (64 -> 64 -> 2) with 2 gloo processes on the driver machine, the
-same rows, batch size and optimizer; the bare script holds its data as tensors in memory
-(``bench/_bare_ddp.py``). Interleaved rounds (ours, bare, ours, ...), medians of per-round
-ratios.
+same rows, batch size and optimizer; the bare script holds its data as contiguous tensors
+in memory (``bench/_bare_ddp.py``). Interleaved rounds, the order alternated (ours then
+bare, then bare then ours, ...), medians of per-round ratios.
 
 - throughput: samples/s of steady-state epochs (all but the first); target ours/bare >= 0.9;
 - start-up: seconds from ``fit()`` (or the torchrun launch) to the first optimizer step;
@@ -105,8 +105,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         df = make_data(spark, args.rows, 4)
         rounds = []
-        for _ in range(args.rounds + (0 if args.smoke else 1)):  # first round = warm-up
-            rounds.append({"ours": run_ours(df, args), "bare": run_bare(args)})
+        for i in range(args.rounds + (0 if args.smoke else 1)):  # first round = warm-up
+            if i % 2:  # alternate the order, so neither side always runs on a warmer machine
+                bare = run_bare(args)
+                rounds.append({"bare": bare, "ours": run_ours(df, args)})
+            else:
+                ours = run_ours(df, args)
+                rounds.append({"ours": ours, "bare": run_bare(args)})
     finally:
         if created:
             spark.stop()

@@ -79,6 +79,9 @@ class TorchAnomalyDetector(_TorchEstimator, _AnomalyParams):
     """
 
     _task = "reconstruction"
+    # The threshold and output column are set after training: a resume may change them.
+    _NOT_IN_FINGERPRINT = _TorchEstimator._NOT_IN_FINGERPRINT | {"scoreCol",
+                                                                  "thresholdQuantile"}
 
     @keyword_only
     def __init__(

@@ -204,8 +204,10 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
             p.name: v for p, v in self.extractParamMap().items()
             if p.name not in self._NOT_IN_FINGERPRINT
         }
+        # No float sums here: they depend on the order rows are added in. The checksum
+        # hashes each row's features, label and weight.
         identity.update(stage=type(self).__name__, rows=stats.rows, val_rows=stats.val_rows,
-                        data_checksum=stats.checksum, weight_sum=round(stats.weight_sum, 6))
+                        data_checksum=stats.checksum)
         return identity
 
     def _own_checkpoints(self, cfg: dict[str, Any], stats: Any) -> None:

@@ -157,12 +157,16 @@ def _check_trusted(path: str, cls_name: str) -> None:
 
 
 def _stage_classes(spark: Any, path: str) -> list[str]:
-    """The classes named by a PipelineModel's stages (none for a single model)."""
-    try:
-        texts = spark.sparkContext.textFile(f"{path}/stages/*/metadata").collect()
-    except Exception:  # noqa: BLE001 - no stages/ folder: not a pipeline
-        return []
-    return [json.loads(t)["class"] for t in texts if t.strip()]
+    """The classes named by every metadata folder below ``path``: a PipelineModel's stages,
+    nested pipelines, a tuning model's best model, at any depth."""
+    from spark_dl.fs import HadoopFS
+
+    classes = []
+    for folder in HadoopFS(spark.sparkContext, path).metadata_dirs(path):
+        for text in spark.sparkContext.textFile(folder).collect():
+            if text.strip():
+                classes.append(json.loads(text)["class"])
+    return classes
 
 
 def _read(spark: Any, path: str, fmt: str | None) -> Any:

@@ -31,6 +31,16 @@ class HadoopFS:
     def delete(self, path: str) -> None:
         self._fs.delete(self._path(path), True)
 
+    def metadata_dirs(self, root: str) -> list[str]:
+        """Every directory named ``metadata`` below ``root`` (recursively), as paths."""
+        found = set()
+        files = self._fs.listFiles(self._path(root), True)
+        while files.hasNext():
+            parent = files.next().getPath().getParent()
+            if parent.getName() == "metadata":
+                found.add(parent.toString())
+        return sorted(found)
+
     def siblings(self, pattern: str) -> list[str]:
         """Paths matching a glob ``pattern``, sorted by modification time (oldest first)."""
         statuses = self._fs.globStatus(self._path(pattern)) or []

@@ -161,7 +161,9 @@ class TorchModelReader(MLReader):
         expected = f"{self.cls.__module__}.{self.cls.__name__}"
         if metadata["class"] != expected:
             raise ValueError(f"{path!r} holds a {metadata['class']}, not a {expected}.")
-        params = metadata["paramMap"]
+        # Params left at their defaults are saved apart (defaultParamMap); both are set on
+        # the instance below, so both decide the network that is checked here.
+        params = {**(metadata.get("defaultParamMap") or {}), **metadata["paramMap"]}
         spec = ModelSpec(params.get("model", "mlp"), json.loads(params.get("modelParams", "{}")))
         spec.check_loadable(self.allowed + conf.allowed_modules(self.sparkSession))
         spec.resolve()  # refuses anything but an nn.Module subclass, before touching weights
@@ -175,6 +177,9 @@ class TorchModelReader(MLReader):
         )
         instance._load_extra_metadata(metadata)
         DefaultParamsReader.getAndSetParams(instance, metadata)
+        if ModelSpec(instance.getModel(), instance.getModelParams()) != spec:
+            raise UnsafeModelError(  # the checks above must have seen the network it builds
+                f"The metadata at {path!r} describes its network inconsistently; refusing it.")
         instance._check_weights()
         return instance
 

@@ -112,13 +112,23 @@ def gpu_device(resources: dict[str, Any], cuda_available: bool, device_count: in
     addresses = list(getattr(gpu, "addresses", None) or [])
     if not addresses:
         return torch.device("cuda", 0)
-    index = int(addresses[0])
-    visible = [v for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
-    if visible and str(index) in visible:
-        index = visible.index(str(index))
+    address = str(addresses[0]).strip()
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")
+               if v.strip()]
+    if address in visible:  # also covers UUID or MIG addresses listed there
+        index = visible.index(address)
+    else:
+        try:
+            index = int(address)
+        except ValueError:
+            raise RuntimeError(
+                f"Spark assigned GPU {address!r} to this task, which is neither an index nor "
+                f"listed in CUDA_VISIBLE_DEVICES ({os.environ.get('CUDA_VISIBLE_DEVICES')!r}). "
+                "Make the executors' GPU discovery script report device indices."
+            ) from None
     if index >= device_count:
         raise RuntimeError(
-            f"Spark assigned GPU {addresses[0]} to this task, but this worker sees only "
+            f"Spark assigned GPU {address} to this task, but this worker sees only "
             f"{device_count} CUDA device(s). Check the executors' GPU discovery script and "
             "CUDA_VISIBLE_DEVICES."
         )

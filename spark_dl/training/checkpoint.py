@@ -85,10 +85,14 @@ def find_resumable(base: str, fit_id: str, identity: dict[str, Any]) -> tuple[st
         return own, fit_id
     others = [os.path.join(base, n) for n in sorted(os.listdir(base))
               if _RUN.match(n) and _checkpoints(os.path.join(base, n))]
+    earlier = []
     for other in others:
         theirs = _read_description(other)
         if theirs is not None and _continues(theirs["identity"], identity):
-            return other, str(theirs["fit"])
+            earlier.append((_epoch(_checkpoints(other)[0]), other, str(theirs["fit"])))
+    if earlier:  # the earlier run of this fit that got furthest
+        _, other, their_id = max(earlier)
+        return other, their_id
     if _checkpoints(base):
         others.append(base)
     if others:

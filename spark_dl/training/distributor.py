@@ -39,14 +39,20 @@ def check_pyspark() -> None:
 
 
 def task_slots(spark: SparkSession) -> int:
-    """How many tasks the cluster can run at once with the default resource profile."""
+    """How many tasks the cluster can run at once with the default resource profile.
+
+    Spark's own count divides each executor's cores by ``spark.task.cpus``; the fallback
+    (cores from ``defaultParallelism``) divides them here.
+    """
+    from spark_dl import conf
+
     sc = spark.sparkContext
     try:
         jsc = sc._jsc.sc()
         profile = jsc.resourceProfileManager().defaultResourceProfile()
         return int(jsc.maxNumConcurrentTasks(profile))
     except Exception:  # noqa: BLE001 - private JVM API; fall back to the public estimate
-        return int(sc.defaultParallelism)
+        return int(sc.defaultParallelism) // max(conf.task_cpus(spark), 1)
 
 
 def _distributor(num_processes: int, local_mode: bool, use_gpu: bool) -> Any:

@@ -223,11 +223,12 @@ def test_score_refuses_a_pipeline_stage_of_a_foreign_class_before_importing_it(s
     from pyspark.ml import Pipeline
     from pyspark.ml.feature import SQLTransformer
 
-    model = Pipeline(stages=[SQLTransformer(statement="SELECT * FROM __THIS__")]).fit(
-        spark.range(1))
+    inner = Pipeline(stages=[SQLTransformer(statement="SELECT * FROM __THIS__")])
+    model = Pipeline(stages=[inner]).fit(spark.range(1))  # a pipeline inside a pipeline
     model.save(str(tmp_path / "m"))
     spark.range(3).write.parquet(str(tmp_path / "in"))
-    meta_file = glob.glob(str(tmp_path / "m" / "stages" / "*" / "metadata" / "part-*"))[0]
+    meta_file = glob.glob(str(tmp_path / "m" / "stages" / "*" / "stages" / "*" / "metadata" /
+                               "part-*"))[0]
     meta = json.loads(open(meta_file).read())
     meta["class"] = "sideeffect_net.Net"
     with open(meta_file, "w") as fh:

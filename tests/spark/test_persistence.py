@@ -128,15 +128,16 @@ def test_edited_metadata_cannot_name_other_callables(fitted_clf, tmp_path, targe
         TorchClassificationModel.load(path)
 
 
+@pytest.mark.parametrize("where", ["paramMap", "defaultParamMap"])
 def test_loading_never_imports_a_module_the_caller_did_not_allow(fitted_clf, tmp_path,
-                                                                  monkeypatch):
+                                                                  monkeypatch, where):
     import sys
 
     marker = tmp_path / "imported"
     monkeypatch.setenv("SPARK_DL_SIDE_EFFECT_MARKER", str(marker))
     path = str(tmp_path / "edited")
     fitted_clf.save(path)
-    _edit_metadata(path, lambda meta: meta["paramMap"].update(model="sideeffect_net:Net"))
+    _edit_metadata(path, lambda meta: meta[where].update(model="sideeffect_net:Net"))
     with pytest.raises(UnsafeModelError, match=r"spark.dl.load.allowedModules=sideeffect_net"):
         TorchClassificationModel.load(path)
     assert not marker.exists() and "sideeffect_net" not in sys.modules

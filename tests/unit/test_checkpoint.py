@@ -89,3 +89,12 @@ def test_resume_refuses_other_fits_naming_both_and_the_difference(tmp_path):
     shorter = {**ident, "maxEpochs": 1}  # fewer epochs than the checkpoint: not a continuation
     with pytest.raises(CheckpointMismatchError):
         checkpoint.find_resumable(str(tmp_path), checkpoint.fingerprint(shorter), shorter)
+
+
+def test_resume_continues_the_earlier_run_that_got_furthest(tmp_path):
+    ident = {"learningRate": 0.01, "rows": 400}
+    _fit(tmp_path, {**ident, "maxEpochs": 5}, epochs=5)
+    ten_id, ten_dir = _fit(tmp_path, {**ident, "maxEpochs": 10}, epochs=10)
+    twenty = {**ident, "maxEpochs": 20}
+    assert checkpoint.find_resumable(str(tmp_path), checkpoint.fingerprint(twenty),
+                                     twenty) == (ten_dir, ten_id)

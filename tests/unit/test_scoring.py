@@ -62,9 +62,11 @@ def test_scores_match_the_module_and_probabilities_sum_to_one():
     raw = np.array(out.field("raw").to_pylist())
     with torch.no_grad():
         expected = net(torch.arange(12, dtype=torch.float32).reshape(4, 3)).numpy()
-    np.testing.assert_allclose(raw, expected - expected.mean(axis=1, keepdims=True), rtol=1e-5,
-                               atol=1e-6)
-    np.testing.assert_allclose(np.array(out.field("prob").to_pylist()).sum(axis=1), 1.0)
+    m = expected[:, 1] - expected[:, 0]  # two classes: [-m, m], as LogisticRegressionModel
+    np.testing.assert_allclose(raw, np.stack([-m, m], axis=1), rtol=1e-5, atol=1e-6)
+    prob = np.array(out.field("prob").to_pylist())
+    np.testing.assert_allclose(prob[:, 1], 1 / (1 + np.exp(-raw[:, 1])), rtol=1e-9)
+    np.testing.assert_allclose(prob.sum(axis=1), 1.0)
     assert out.field("pred").to_pylist() == expected.argmax(axis=1).astype(float).tolist()
 
 
@@ -117,6 +119,13 @@ def test_gpu_scoring_uses_the_gpu_spark_assigned(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # narrowed to the assigned ones
     assert scoring.gpu_device({"gpu": ResourceInformation("gpu", ["3"])}, True, 2) == \
         torch.device("cuda", 1)
+    uuid = "GPU-8d6b2c1e-0000-4000-8000-000000000001"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", f"GPU-other, {uuid}")
+    assert scoring.gpu_device({"gpu": ResourceInformation("gpu", [uuid])}, True, 2) == \
+        torch.device("cuda", 1)
+    with pytest.raises(RuntimeError, match="GPU 'MIG-x' .* neither an index"):
+        scoring.gpu_device({"gpu": ResourceInformation("gpu", ["MIG-x"])}, True, 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     with pytest.raises(RuntimeError, match="GPU 5 .* sees only 2 CUDA device"):
         scoring.gpu_device({"gpu": ResourceInformation("gpu", ["5"])}, True, 2)
 

@@ -42,6 +42,7 @@ import time
 from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
+import pyarrow as pa
 
 NUM_FEATURES = 64  # of the MLP cases
 BATCH_SIZE = 4096
@@ -237,9 +238,7 @@ def floor_column() -> Callable[[Any], Any]:
 
     factory = arrow_udf("arrow")
 
-    def zeros(batches: Iterator[Any]) -> Iterator[Any]:
-        import pyarrow as pa
-
+    def zeros(batches: Iterator[pa.Array]) -> Iterator[pa.Array]:  # hints pick the UDF kind
         for arr in batches:
             n = len(arr)
             pair = pa.ListArray.from_arrays(pa.array(np.arange(0, 2 * n + 1, 2, dtype=np.int32)),

@@ -165,8 +165,8 @@ def table_to_arrays(table: pa.Table, num_features: int) -> dict[str, np.ndarray]
     values = f.flatten().to_numpy(zero_copy_only=False)
     return {
         "X": np.ascontiguousarray(values, dtype=np.float32).reshape(n, num_features),
-        "y": table.column("y").to_numpy().astype(np.float64),
-        "w": table.column("w").to_numpy().astype(np.float64),
+        "y": np.asarray(table.column("y").to_numpy(), dtype=np.float64),
+        "w": np.asarray(table.column("w").to_numpy(), dtype=np.float64),
         "v": table.column("v").to_numpy(zero_copy_only=False).astype(bool),
     }
 

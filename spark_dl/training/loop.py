@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -72,12 +73,17 @@ class RankData:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], mask: np.ndarray,
                     layout: InputLayout | None = None) -> RankData:
-        X = torch.from_numpy(np.ascontiguousarray(arrays["X"][mask]))
-        return cls(
-            layout.to_tensor(X) if layout is not None else X,
-            torch.from_numpy(np.ascontiguousarray(arrays["y"][mask])),
-            torch.from_numpy(np.ascontiguousarray(arrays["w"][mask])),
-        )
+        """The rows where ``mask`` holds, as tensors; with every row selected (no
+        validation split) the arrays are used as they are, without a copy."""
+        def pick(a: np.ndarray) -> torch.Tensor:
+            with warnings.catch_warnings():  # read-only Arrow memory; training never writes X
+                warnings.simplefilter("ignore", UserWarning)
+                return torch.from_numpy(np.ascontiguousarray(a if everything else a[mask]))
+
+        everything = bool(mask.all())
+        X = pick(arrays["X"])
+        return cls(layout.to_tensor(X) if layout is not None else X, pick(arrays["y"]),
+                   pick(arrays["w"]))
 
     def __len__(self) -> int:
         return int(self.X.shape[0])

@@ -58,7 +58,7 @@ def test_pipeline_model_save_killed_at_random_moments_stays_loadable(fitted_clf,
     pm = PipelineModel(stages=[SQLTransformer(statement="SELECT * FROM __THIS__"), fitted_clf])
     pm.save(src)
     expected = pm.transform(binary_df).select("features", "probability")
-    for _ in _kill_save_loop_at_random_moments(src, dst, 3, 11, "pipeline"):
+    for _ in _kill_save_loop_at_random_moments(src, dst, 2, 11, "pipeline"):
         loaded = load_atomic(PipelineModel, dst)
         assert_df_equality(expected, loaded.transform(binary_df).select("features", "probability"),
                            ignore_row_order=True)

@@ -55,3 +55,26 @@ def test_train_validation_split_picks_the_better_schedule(binary_df, tmp_path):
     assert loaded.bestModel.getLearningRate() == 0.05
     assert_df_equality(model.transform(binary_df).select(COLS),
                        loaded.transform(binary_df).select(COLS), ignore_row_order=True)
+
+
+def test_tuning_candidates_never_share_checkpoints(binary_df, tmp_path):
+    import json
+
+    ckpt = tmp_path / "ckpt"
+    clf = TorchClassifier(modelParams={"hidden_layers": [4]}, batchSize=64, maxEpochs=2, seed=4,
+                          checkpointDir=str(ckpt))
+    grid = ParamGridBuilder().addGrid(clf.learningRate, [0.01, 0.05]).build()
+    tvs = TrainValidationSplit(estimator=clf, estimatorParamMaps=grid, seed=2, trainRatio=0.7,
+                               parallelism=2, evaluator=BinaryClassificationEvaluator())
+    model = tvs.fit(binary_df)
+    fits = sorted(ckpt.iterdir())
+    # two candidates on the training split, then the refit of the best on all rows
+    assert len(fits) == 3 and all((f / "epoch-0002.pt").exists() for f in fits)
+    identities = [json.loads((f / "fit.json").read_text())["identity"] for f in fits]
+    best = model.bestModel.getLearningRate()
+    split = [i for i in identities if i["rows"] < 400]
+    assert sorted(i["learningRate"] for i in split) == [0.01, 0.05]
+    assert [i["learningRate"] for i in identities if i["rows"] == 400] == [best]
+    alone = TorchClassifier(modelParams={"hidden_layers": [4]}, batchSize=64, maxEpochs=2,
+                            seed=4, learningRate=best).fit(binary_df)
+    assert model.bestModel._weights == alone._weights  # nothing leaked between candidates

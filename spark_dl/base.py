@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import urlparse
 
 from pyspark.ml import Estimator, Model
@@ -34,6 +34,9 @@ from spark_dl.validation import (
     nominal_num_classes,
     require,
 )
+
+if TYPE_CHECKING:
+    from spark_dl.training.plan import TrainPlan
 
 logger = logging.getLogger(__name__)
 REBALANCE = ("auto", "always", "never")
@@ -171,13 +174,11 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
         if self.getLocalMode():
             check_driver_collect(stats.rows, num_features, conf.max_result_size(spark),
                                  owner=owner)
-        cfg = self._train_config(spark, num_features, num_outputs)
-        cfg["layout"] = layout.to_dict()
-        self._own_checkpoints(cfg, stats)
+        plan = self._train_plan(spark, num_features, num_outputs, layout, stats)
         logger.info("%s: training on %d rows (%d for validation) with %d process(es)",
                     owner, stats.rows, stats.val_rows, self.getNumProcesses())
         result = launch(
-            spark, prepared, cfg, stats.rows_per_partition,
+            spark, prepared, plan, stats.rows_per_partition,
             num_processes=self.getNumProcesses(), local_mode=self.getLocalMode(),
             use_gpu=self.getUseGpu(), max_attempts=self._max_attempts(spark),
             resume=self.getResume(),
@@ -210,19 +211,21 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
                         data_checksum=stats.checksum)
         return identity
 
-    def _own_checkpoints(self, cfg: dict[str, Any], stats: Any) -> None:
-        """Point ``cfg`` at this fit's own checkpoint directory; refuse a foreign resume."""
+    def _own_checkpoints(self, stats: Any) -> dict[str, Any]:
+        """This fit's fingerprint and own checkpoint directory, and what a resume continues
+        (raises :class:`~spark_dl.errors.CheckpointMismatchError` for a foreign resume)."""
         from spark_dl.training import checkpoint
 
-        base = cfg["checkpoint_dir"]
+        ckpt = self.getCheckpointDir()
+        base = urlparse(ckpt).path if ckpt else None
         identity = self._fit_identity(stats)
-        cfg["fit_id"] = fit_id = checkpoint.fingerprint(identity)
-        cfg["fit_identity"] = identity
-        if base is None:
-            return
-        cfg["checkpoint_dir"] = checkpoint.run_dir(base, fit_id)
-        if self.getResume():
-            cfg["resume_from"] = checkpoint.find_resumable(base, fit_id, identity)
+        fit_id = checkpoint.fingerprint(identity)
+        owned: dict[str, Any] = {"fit_id": fit_id, "fit_identity": identity}
+        if base is not None:
+            owned["checkpoint_dir"] = checkpoint.run_dir(base, fit_id)
+            if self.getResume():
+                owned["resume_from"] = checkpoint.find_resumable(base, fit_id, identity)
+        return owned
 
     def _weighted(self, prepared: DataFrame, num_outputs: int) -> DataFrame:
         """Hook for per-row loss weights beyond weightCol (classifiers: classWeights)."""
@@ -235,24 +238,21 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
         require(attempts >= 1, type(self).__name__, "maxTrainAttempts", "an int >= 1", attempts)
         return attempts
 
-    def _train_config(self, spark: SparkSession, nf: int, nout: int) -> dict[str, Any]:
-        ckpt = self.getCheckpointDir()
-        return {
-            "task": self._task,
-            "spec": self._spec().to_json(),
-            "num_features": nf,
-            "num_outputs": nout,
-            "max_epochs": self.getMaxEpochs(),
-            "batch_size": self.getBatchSize(),
-            "lr": self.getLearningRate(),
-            "optimizer": self.getOptimizer().lower(),
-            "optimizer_params": self.getOptimizerParams(),
-            "seed": self.getSeed(),
-            "use_gpu": self.getUseGpu(),
-            "patience": self.getEarlyStoppingPatience(),
-            "checkpoint_dir": urlparse(ckpt).path if ckpt else None,
-            "timeout_s": conf.get_int(spark, conf.COLLECTIVE_TIMEOUT),
-        }
+    def _train_plan(self, spark: SparkSession, nf: int, nout: int, layout: InputLayout,
+                    stats: Any) -> TrainPlan:
+        """The :class:`~spark_dl.training.plan.TrainPlan` of this fit, from its Params."""
+        from spark_dl.training.plan import TrainPlan
+
+        return TrainPlan(
+            task=self._task, spec=self._spec().to_json(), num_features=nf, num_outputs=nout,
+            layout=layout.to_dict(), max_epochs=self.getMaxEpochs(),
+            batch_size=self.getBatchSize(), lr=self.getLearningRate(),
+            optimizer=self.getOptimizer().lower(), optimizer_params=self.getOptimizerParams(),
+            seed=self.getSeed(), use_gpu=self.getUseGpu(),
+            patience=self.getEarlyStoppingPatience(),
+            timeout_s=conf.get_int(spark, conf.COLLECTIVE_TIMEOUT),
+            **self._own_checkpoints(stats),
+        )
 
 
 def _check_optimizer_params(name: str, extra: dict[str, Any]) -> None:

@@ -176,6 +176,7 @@ class TorchModelReader(MLReader):
             weights, num_features, num_outputs, list(metadata.get("history") or []), layout,
         )
         instance._load_extra_metadata(metadata)
+        instance._resetUid(metadata["uid"])  # as pyspark's own readers: the uid survives
         DefaultParamsReader.getAndSetParams(instance, metadata)
         if ModelSpec(instance.getModel(), instance.getModelParams()) != spec:
             raise UnsafeModelError(  # the checks above must have seen the network it builds

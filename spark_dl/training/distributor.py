@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from spark_dl.errors import TrainingFailedError
@@ -21,6 +22,8 @@ from spark_dl.training.worker import run_rank
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+    from spark_dl.training.plan import TrainPlan
 
 logger = logging.getLogger(__name__)
 MIN_PYSPARK = (3, 5)
@@ -64,7 +67,7 @@ def _distributor(num_processes: int, local_mode: bool, use_gpu: bool) -> Any:
 def launch(
     spark: SparkSession,
     prepared: DataFrame,
-    cfg: dict[str, Any],
+    plan: TrainPlan,
     rows_per_partition: dict[int, int],
     *,
     num_processes: int,
@@ -75,24 +78,24 @@ def launch(
 ) -> dict[str, Any]:
     """Train with up to ``max_attempts`` attempts; each retry resumes from the latest checkpoint.
 
-    Without a ``checkpoint_dir`` in ``cfg``, driver-local training checkpoints to a
+    Without a ``checkpoint_dir`` in ``plan``, driver-local training checkpoints to a
     temporary directory for the duration of the fit, so retries still resume; on executors
     a retry then starts from epoch 0 (their disks are not the driver's).
     """
     check_pyspark()
     tmp_ckpt = None
-    if cfg.get("checkpoint_dir") is None and local_mode and max_attempts > 1:
+    if plan.checkpoint_dir is None and local_mode and max_attempts > 1:
         tmp_ckpt = tempfile.mkdtemp(prefix="spark_dl-ckpt-")
-        cfg = {**cfg, "checkpoint_dir": tmp_ckpt}
-    elif cfg.get("checkpoint_dir") is None and max_attempts > 1:
+        plan = replace(plan, checkpoint_dir=tmp_ckpt)
+    elif plan.checkpoint_dir is None and max_attempts > 1:
         logger.warning("No checkpointDir: a failed training attempt on the executors restarts "
                        "from epoch 0. Set checkpointDir to shared storage to resume instead.")
     failures: list[TrainingFailedError] = []
     try:
         for attempt in range(1, max_attempts + 1):
-            attempt_cfg = {**cfg, "attempt": attempt, "resume": resume or attempt > 1}
+            attempt_plan = replace(plan, attempt=attempt, resume=resume or attempt > 1)
             try:
-                return _launch_once(spark, prepared, attempt_cfg, rows_per_partition,
+                return _launch_once(spark, prepared, attempt_plan, rows_per_partition,
                                     num_processes, local_mode, use_gpu)
             except TrainingFailedError as exc:
                 failures.append(exc)
@@ -113,7 +116,7 @@ def launch(
 def _launch_once(
     spark: SparkSession,
     prepared: DataFrame,
-    cfg: dict[str, Any],
+    plan: TrainPlan,
     rows_per_partition: dict[int, int],
     num_processes: int,
     local_mode: bool,
@@ -126,16 +129,15 @@ def _launch_once(
     """
     host = "127.0.0.1" if local_mode else spark.conf.get("spark.driver.host", "127.0.0.1")
     server = ReportServer(host)
-    cfg = {**cfg, "report_address": server.address}
+    plan = replace(plan, report_address=server.address)
     try:
         try:
             if local_mode:
-                _run_on_driver(prepared, cfg, num_processes, use_gpu)
+                _run_on_driver(prepared, plan, num_processes, use_gpu)
             else:
                 balanced = balance(prepared, num_processes, rows_per_partition)
-                cfg["shard_paths"] = None
                 distributor = _distributor(num_processes, False, use_gpu)
-                distributor._train_on_dataframe(run_rank, balanced, cfg)
+                distributor._train_on_dataframe(run_rank, balanced, plan)
         except Exception as exc:  # noqa: BLE001 - rewrapped with the ranks' own tracebacks
             raise _failure(server, num_processes, exc) from exc
         result = server.result()
@@ -146,10 +148,10 @@ def _launch_once(
         server.close()
 
 
-def _run_on_driver(prepared: DataFrame, cfg: dict[str, Any], n: int, use_gpu: bool) -> None:
+def _run_on_driver(prepared: DataFrame, plan: TrainPlan, n: int, use_gpu: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="spark_dl-train-") as tmp:
-        cfg["shard_paths"] = write_local_shards(collect_arrow(prepared), n, tmp)
-        _distributor(n, True, use_gpu).run(run_rank, cfg)
+        shards = tuple(write_local_shards(collect_arrow(prepared), n, tmp))
+        _distributor(n, True, use_gpu).run(run_rank, replace(plan, shard_paths=shards))
 
 
 def _failure(server: ReportServer, n: int, exc: BaseException) -> TrainingFailedError:

@@ -1,7 +1,8 @@
 """Executor side: the function TorchDistributor runs in every rank.
 
-It receives only plain values (a dict), imports torch inside, reports completion or its
-traceback to the driver's report store, and returns the trained weights from rank 0.
+It receives only plain values (a :class:`~spark_dl.training.plan.TrainPlan`), imports
+torch inside, reports completion or its traceback to the driver's report store, and
+returns the trained weights from rank 0.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ import sys
 import time
 import traceback
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from spark_dl.training.plan import TrainPlan
 
 
-def run_rank(cfg: dict[str, Any]) -> None:
+def run_rank(plan: TrainPlan) -> None:
     """Train on this rank's rows; rank 0 publishes the weights to the driver's store.
 
     Returns None on every rank, so TorchDistributor's shared output file is the same
@@ -25,9 +29,9 @@ def run_rank(cfg: dict[str, Any]) -> None:
     started = time.time()
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    reporter = ReportClient(cfg.get("report_address"), rank)
+    reporter = ReportClient(plan.report_address, rank)
     try:
-        result, steps, history_len, rows = _train(cfg, rank, world)
+        result, steps, history_len, rows = _train(plan, rank, world)
         result["timings"]["rank_started"] = started
         if rank == 0:
             reporter.result(result.pop("weights"), **result)
@@ -47,18 +51,18 @@ def _device(use_gpu: bool) -> Any:
     return torch.device("cuda", local_rank)
 
 
-def _maybe_resume(cfg: dict[str, Any], trainer: Any, rank: int) -> None:
+def _maybe_resume(plan: TrainPlan, trainer: Any, rank: int) -> None:
     """Restore the latest valid checkpoint when resuming (every rank reads the same one)."""
     from spark_dl.training import checkpoint
 
-    if cfg["checkpoint_dir"] and rank == 0:
-        checkpoint.describe(cfg["checkpoint_dir"], cfg["fit_id"], cfg["fit_identity"])
-    if not (cfg.get("resume") and cfg["checkpoint_dir"]):
+    if plan.checkpoint_dir and rank == 0:
+        checkpoint.describe(plan.checkpoint_dir, plan.fit_id, plan.fit_identity)
+    if not (plan.resume and plan.checkpoint_dir):
         return
-    state = checkpoint.load_latest(cfg["checkpoint_dir"], cfg.get("fit_id"))
-    source = cfg["checkpoint_dir"]
-    if state is None and cfg.get("resume_from"):  # an earlier run of this fit, fewer epochs
-        source, source_fit = cfg["resume_from"]
+    state = checkpoint.load_latest(plan.checkpoint_dir, plan.fit_id)
+    source = plan.checkpoint_dir
+    if state is None and plan.resume_from:  # an earlier run of this fit, fewer epochs
+        source, source_fit = plan.resume_from
         state = checkpoint.load_latest(source, source_fit)
     if state is None:
         return
@@ -67,7 +71,7 @@ def _maybe_resume(cfg: dict[str, Any], trainer: Any, rank: int) -> None:
         print(f"spark_dl resuming after epoch {trainer.start_epoch} from {source}", flush=True)
 
 
-def _train(cfg: dict[str, Any], rank: int, world: int
+def _train(plan: TrainPlan, rank: int, world: int
            ) -> tuple[dict[str, Any], int, int, dict[str, int]]:
     import torch
     import torch.distributed as dist
@@ -79,38 +83,37 @@ def _train(cfg: dict[str, Any], rank: int, world: int
     from spark_dl.training.loop import Collective, LoopConfig, RankData, Trainer, make_optimizer
 
     timings = {"imports_done": time.time()}
-    device = _device(cfg["use_gpu"])
+    device = _device(plan.use_gpu)
     if world > 1:
-        backend = "nccl" if cfg["use_gpu"] else "gloo"
-        dist.init_process_group(backend, timeout=timedelta(seconds=cfg["timeout_s"]))
+        backend = "nccl" if plan.use_gpu else "gloo"
+        dist.init_process_group(backend, timeout=timedelta(seconds=plan.timeout_s))
     try:
         timings["process_group_ready"] = time.time()
-        arrays = load_rank_arrays(cfg["shard_paths"], rank, cfg["num_features"])
+        arrays = load_rank_arrays(plan.shard_paths, rank, plan.num_features)
         timings["data_loaded"] = time.time()
-        layout = InputLayout.from_dict(cfg.get("layout"), cfg["num_features"])
+        layout = InputLayout.from_dict(plan.layout, plan.num_features)
         train, val = (RankData.from_arrays(arrays, m, layout)
                       for m in (~arrays["v"], arrays["v"]))
-        torch.manual_seed(cfg["seed"])
-        module = ModelSpec.from_json(cfg["spec"]).build(
-            **layout.injected(cfg["num_outputs"])
+        torch.manual_seed(plan.seed)
+        module = ModelSpec.from_json(plan.spec).build(
+            **layout.injected(plan.num_outputs)
         ).to(device)
         model = module
         if world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
-            model = DDP(module, device_ids=[device.index] if cfg["use_gpu"] else None)
-        opt = make_optimizer(cfg["optimizer"], model.parameters(), cfg["lr"],
-                             cfg["optimizer_params"])
+            model = DDP(module, device_ids=[device.index] if plan.use_gpu else None)
+        opt = make_optimizer(plan.optimizer, model.parameters(), plan.lr,
+                             plan.optimizer_params)
         loop_cfg = LoopConfig(
-            task=cfg["task"], max_epochs=cfg["max_epochs"], batch_size=cfg["batch_size"],
-            patience=cfg["patience"], checkpoint_dir=cfg["checkpoint_dir"], seed=cfg["seed"],
-            attempt=cfg.get("attempt", 1), fit_id=cfg.get("fit_id"),
-            num_outputs=cfg["num_outputs"],
+            task=plan.task, max_epochs=plan.max_epochs, batch_size=plan.batch_size,
+            patience=plan.patience, checkpoint_dir=plan.checkpoint_dir, seed=plan.seed,
+            attempt=plan.attempt, fit_id=plan.fit_id, num_outputs=plan.num_outputs,
             log=lambda line: print(line, file=sys.stdout, flush=True),
         )
         trainer = Trainer(model, module, opt, train, val, loop_cfg, Collective(world, device),
                           rank)
-        _maybe_resume(cfg, trainer, rank)
+        _maybe_resume(plan, trainer, rank)
         history = trainer.fit()
         state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
         timings["first_step"] = trainer.first_step_at

@@ -26,6 +26,7 @@ def test_model_round_trip_predicts_identically(fitted_clf, binary_df, tmp_path):
     path = str(tmp_path / "model")
     fitted_clf.write().overwrite().save(path)
     loaded = TorchClassificationModel.load(path)
+    assert loaded.uid == fitted_clf.uid and loaded.getModel() == fitted_clf.getModel()
     assert loaded.history == fitted_clf.history
     assert loaded.numFeatures == 4 and loaded.getModelParams() == {"hidden_layers": [8]}
     assert_df_equality(_predictions(fitted_clf, binary_df), _predictions(loaded, binary_df),

@@ -1,0 +1,53 @@
+"""The training plan: every value a training rank needs, resolved from Params on the driver.
+
+A frozen dataclass of plain values (as :class:`~spark_dl.inference.scoring.ScoringTask` is
+for scoring), built once by the estimator's ``_fit``, handed to the launcher
+(:func:`spark_dl.training.distributor.launch`) and pickled to every rank
+(:func:`spark_dl.training.worker.run_rank`). Values that differ per attempt are set with
+:func:`dataclasses.replace`, never by mutating a shared object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """What to train and how; no Params objects, no SparkSession."""
+
+    #: "classification", "regression" or "reconstruction".
+    task: str
+    #: The network as :meth:`spark_dl.model_spec.ModelSpec.to_json` text.
+    spec: str
+    num_features: int
+    num_outputs: int
+    #: :meth:`spark_dl.inputs.InputLayout.to_dict` of the per-row tensor shape and dtype.
+    layout: dict[str, Any]
+    max_epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str
+    optimizer_params: dict[str, Any]
+    seed: int
+    use_gpu: bool
+    patience: int
+    #: Seconds a collective may wait for a peer (spark.dl.train.collectiveTimeoutSeconds).
+    timeout_s: int
+    #: The fit's fingerprint and what it was computed from (see training/checkpoint.py).
+    fit_id: str
+    fit_identity: dict[str, Any] = field(default_factory=dict)
+    #: This fit's own checkpoint directory (``checkpointDir/fit-<id>``), or None.
+    checkpoint_dir: str | None = None
+    #: ``(directory, fit id)`` of an earlier run of this fit to continue (resume=True).
+    resume_from: tuple[str, str] | None = None
+    # ---- set per attempt by the launcher
+    attempt: int = 1
+    #: Whether ranks restore the latest checkpoint (resume=True, or any retry).
+    resume: bool = False
+    #: ``host:port`` of the driver's report store.
+    report_address: str | None = None
+    #: Per-rank Arrow files for driver-local training; None on executors (TorchDistributor
+    #: hands each rank its partition).
+    shard_paths: tuple[str, ...] | None = None

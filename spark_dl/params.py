@@ -139,7 +139,8 @@ class _TorchStageParams(
         Params._dummy(),
         "checkpointDir",
         "Directory, on a filesystem the rank-0 process can write (local or mounted shared "
-        "storage), where a checkpoint is committed atomically at each epoch end. Unset: none.",
+        "storage), where a checkpoint is committed atomically at each epoch end, in a "
+        "subdirectory fit-<id> that only this fit (network, Params, data) uses. Unset: none.",
         typeConverter=TypeConverters.toString,
     )
 
@@ -153,8 +154,10 @@ class _TorchStageParams(
     resume: Param[bool] = Param(
         Params._dummy(),
         "resume",
-        "If true, fit() continues from the latest valid checkpoint in checkpointDir (when "
-        "there is one) instead of starting at epoch 0.",
+        "If true, fit() continues from the latest valid checkpoint of this same fit in "
+        "checkpointDir (same network, training Params and data; a higher maxEpochs may "
+        "continue a shorter run) instead of starting at epoch 0. Checkpoints of other fits "
+        "only raise CheckpointMismatchError.",
         typeConverter=TypeConverters.toBoolean,
     )
 

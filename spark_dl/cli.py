@@ -133,14 +133,15 @@ def load_model(spark: Any, path: str) -> Any:
     from spark_dl.fs import HadoopFS
     from spark_dl.persistence import recover
 
-    path = recover(HadoopFS(spark.sparkContext, path.rstrip("/")), path.rstrip("/"))
+    fs = HadoopFS(spark.sparkContext, path.rstrip("/"))
+    path = recover(fs, path.rstrip("/"))
     try:
         text = spark.sparkContext.textFile(f"{path}/metadata").first()
         cls_name = json.loads(text)["class"]
     except Exception:
         raise ConfigError(f"--model {path!r} is not a saved model: it has no readable "
                           "metadata/ folder (save one with model.write().save(path)).") from None
-    for name in [cls_name, *_stage_classes(spark, path)]:
+    for name in _metadata_classes(spark, fs, path):  # the model's own and every stage's
         _check_trusted(path, name)
     module, _, name = _python_class(cls_name).rpartition(".")
     return getattr(importlib.import_module(module), name).load(path)
@@ -156,13 +157,11 @@ def _check_trusted(path: str, cls_name: str) -> None:
                           "models are loaded.")
 
 
-def _stage_classes(spark: Any, path: str) -> list[str]:
-    """The classes named by every metadata folder below ``path``: a PipelineModel's stages,
-    nested pipelines, a tuning model's best model, at any depth."""
-    from spark_dl.fs import HadoopFS
-
+def _metadata_classes(spark: Any, fs: Any, path: str) -> list[str]:
+    """The classes named by every metadata folder at or below ``path``: the model, a
+    PipelineModel's stages, nested pipelines, a tuning model's best model, at any depth."""
     classes = []
-    for folder in HadoopFS(spark.sparkContext, path).metadata_dirs(path):
+    for folder in fs.metadata_dirs(path):
         for text in spark.sparkContext.textFile(folder).collect():
             if text.strip():
                 classes.append(json.loads(text)["class"])

@@ -94,20 +94,21 @@ def save_atomic(stage: Any, path: str, *, overwrite: bool = False) -> None:
     >>> save_atomic(pipeline_model, "hdfs:///models/fraud", overwrite=True)  # doctest: +SKIP
     >>> model = load_atomic(PipelineModel, "hdfs:///models/fraud")  # doctest: +SKIP
     """
-    from pyspark.sql import SparkSession
-
-    spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
-    replace_atomically(spark.sparkContext, path, lambda tmp: stage.write().save(tmp),
+    replace_atomically(_spark_context(), path, lambda tmp: stage.write().save(tmp),
                        overwrite=overwrite)
 
 
 def load_atomic(cls: Any, path: str) -> Any:
     """``cls.load(path)``, or the previous version an interrupted :func:`save_atomic` left
     beside ``path``."""
+    return cls.load(recover(HadoopFS(_spark_context(), path), path))
+
+
+def _spark_context() -> Any:
     from pyspark.sql import SparkSession
 
     spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
-    return cls.load(recover(HadoopFS(spark.sparkContext, path), path))
+    return spark.sparkContext
 
 
 class TorchModelWriter(MLWriter):
@@ -251,10 +252,14 @@ def safetensors_header(payload: bytes, where: str) -> dict[str, tuple[str, tuple
         return {name: (_DTYPES.get(info["dtype"], info["dtype"]), tuple(info["shape"]))
                 for name, info in header.items()}
     except Exception as exc:  # noqa: BLE001 - any parse failure means "not safetensors"
-        raise UnsafeModelError(
-            f"The weights at {where} are not a valid safetensors file ({exc}); refusing to "
-            "load them. spark_dl never unpickles weights."
-        ) from None
+        raise _not_safetensors(where, exc) from None
+
+
+def _not_safetensors(where: str, exc: Exception) -> UnsafeModelError:
+    return UnsafeModelError(
+        f"The weights at {where} are not a valid safetensors file ({exc}); refusing to load "
+        "them. spark_dl never unpickles weights."
+    )
 
 
 def check_weights_fit(payload: bytes, meta_module: Any, where: str, name: str) -> None:
@@ -284,7 +289,4 @@ def check_safetensors(payload: bytes, where: str) -> None:
     try:
         st_load(payload)
     except Exception as exc:  # noqa: BLE001 - any parse failure means "not safetensors"
-        raise UnsafeModelError(
-            f"The weights at {where} are not a valid safetensors file ({exc}); refusing to "
-            "load them. spark_dl never unpickles weights."
-        ) from None
+        raise _not_safetensors(where, exc) from None

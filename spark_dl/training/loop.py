@@ -75,12 +75,12 @@ class RankData:
                     layout: InputLayout | None = None) -> RankData:
         """The rows where ``mask`` holds, as tensors; with every row selected (no
         validation split) the arrays are used as they are, without a copy."""
+        everything = bool(mask.all())
+
         def pick(a: np.ndarray) -> torch.Tensor:
             with warnings.catch_warnings():  # read-only Arrow memory; training never writes X
                 warnings.simplefilter("ignore", UserWarning)
                 return torch.from_numpy(np.ascontiguousarray(a if everything else a[mask]))
-
-        everything = bool(mask.all())
         X = pick(arrays["X"])
         return cls(layout.to_tensor(X) if layout is not None else X, pick(arrays["y"]),
                    pick(arrays["w"]))

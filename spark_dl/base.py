@@ -92,7 +92,8 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
                                   input_shape=self.getInputShape() or [1])
 
     def _check_processes(self, spark: SparkSession, owner: str) -> None:
-        from spark_dl.training.distributor import check_pyspark, task_slots
+        from spark_dl import conf
+        from spark_dl.training.distributor import check_pyspark, wait_for_slots
 
         check_pyspark()
         n = self.getNumProcesses()
@@ -108,12 +109,14 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
         check_cluster(lambda k, d: spark.conf.get(k, d), local_mode=self.getLocalMode(),
                       owner=owner)
         if not self.getLocalMode():
-            slots = task_slots(spark)  # already counts spark.task.cpus per task
+            wait = conf.get_int(spark, conf.SLOT_WAIT)
+            slots = wait_for_slots(spark, n, wait)  # counts spark.task.cpus per task
             if n > slots:
                 raise ValueError(
                     f"The 'numProcesses' parameter of {owner} ({n}) exceeds the {slots} task "
-                    "slot(s) the cluster can run at once; the barrier training stage would "
-                    "wait forever. Lower numProcesses or add executors/cores."
+                    f"slot(s) the cluster could run at once after waiting {wait} s for "
+                    "executors (spark.dl.train.slotWaitSeconds); the barrier training stage "
+                    "would wait forever. Lower numProcesses or add executors/cores."
                 )
 
     def _spec(self) -> ModelSpec:

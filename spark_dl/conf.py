@@ -9,6 +9,9 @@ from typing import Any
 
 #: Seconds a collective operation may wait for a peer before training fails.
 COLLECTIVE_TIMEOUT = ("spark.dl.train.collectiveTimeoutSeconds", 600)
+#: Seconds fit() (localMode=False) waits for executors to register enough task slots for
+#: numProcesses before refusing; executors of a just-started application join over seconds.
+SLOT_WAIT = ("spark.dl.train.slotWaitSeconds", 60)
 #: Training attempts per fit() when the maxTrainAttempts Param is unset.
 MAX_TRAIN_ATTEMPTS = ("spark.dl.train.maxAttempts", 2)
 #: transform() rebalances (rebalance='auto') when max rows per partition / mean exceeds this.

@@ -58,6 +58,24 @@ def task_slots(spark: SparkSession) -> int:
         return int(sc.defaultParallelism) // max(conf.task_cpus(spark), 1)
 
 
+def wait_for_slots(spark: SparkSession, needed: int, timeout_s: float,
+                   poll_s: float = 0.5) -> int:
+    """Poll :func:`task_slots` until it reaches ``needed`` or ``timeout_s`` passes.
+
+    Executors register with the driver over the first seconds of an application (and
+    again after one is lost), so one early count can be short of what the cluster has.
+    Returns the last count seen.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    slots = task_slots(spark)
+    while slots < needed and time.monotonic() < deadline:
+        time.sleep(poll_s)
+        slots = task_slots(spark)
+    return slots
+
+
 def _distributor(num_processes: int, local_mode: bool, use_gpu: bool) -> Any:
     from pyspark.ml.torch.distributor import TorchDistributor
 

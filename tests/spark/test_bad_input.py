@@ -87,9 +87,14 @@ def test_empty_dataframe(df):
     assert "empty DataFrame" in _fit_error(TorchClassifier(), df.limit(0))
 
 
-def test_num_processes_above_task_slots(df):
-    msg = _fit_error(TorchClassifier(numProcesses=64, localMode=False), df)
+def test_num_processes_above_task_slots(spark, df):
+    spark.conf.set("spark.dl.train.slotWaitSeconds", "1")
+    try:
+        msg = _fit_error(TorchClassifier(numProcesses=64, localMode=False), df)
+    finally:
+        spark.conf.unset("spark.dl.train.slotWaitSeconds")
     assert "'numProcesses' parameter of TorchClassifier (64)" in msg and "task slot" in msg
+    assert "after waiting 1 s" in msg
 
 
 def test_unknown_network(df):

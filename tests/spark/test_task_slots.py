@@ -10,6 +10,9 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+
+from spark_dl.training.distributor import task_slots, wait_for_slots
 
 SCRIPT = textwrap.dedent("""
     from pyspark.sql import SparkSession
@@ -17,7 +20,8 @@ SCRIPT = textwrap.dedent("""
     from spark_dl.training.distributor import task_slots
 
     spark = (SparkSession.builder.master("local[4]").config("spark.task.cpus", "2")
-             .config("spark.ui.enabled", "false").getOrCreate())
+             .config("spark.ui.enabled", "false")
+             .config("spark.dl.train.slotWaitSeconds", "1").getOrCreate())
     print("slots", task_slots(spark))
     TorchClassifier(numProcesses=2, localMode=False)._check_processes(spark, "TorchClassifier")
     print("numProcesses=2 accepted")
@@ -37,3 +41,13 @@ def test_two_processes_fit_local4_with_two_cpus_per_task():
     assert "slots 2" in lines and "numProcesses=2 accepted" in lines
     refused = next(line for line in lines if line.startswith("numProcesses=3 refused"))
     assert "exceeds the 2 task slot(s)" in refused
+
+
+def test_slot_wait_returns_at_once_when_enough_and_gives_up_after_the_timeout(spark):
+    slots = task_slots(spark)
+    start = time.monotonic()
+    assert wait_for_slots(spark, slots, 60) == slots
+    assert time.monotonic() - start < 5
+    start = time.monotonic()
+    assert wait_for_slots(spark, slots + 1, 1.0, poll_s=0.2) == slots
+    assert 1.0 <= time.monotonic() - start < 10

@@ -4,59 +4,38 @@ error is the anomaly score."""
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-from pyspark import keyword_only
-from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from spark_dl.base import _TorchEstimator, _TorchModel
-from spark_dl.validation import require
+from spark_dl.param_table import ParamSpec, TableParams, declare, in_range, stage
 
 logger = logging.getLogger(__name__)
 
 
-class _AnomalyParams(Params):
+@declare(
+    ParamSpec(
+        "scoreCol", "Output column of anomaly scores (double): each row's mean squared "
+        "reconstruction error. Higher is more anomalous; use it as "
+        "BinaryClassificationEvaluator's rawPredictionCol.", default="anomalyScore",
+        model_setter=True),
+    ParamSpec(
+        "thresholdQuantile", "Quantile of the training rows' scores that becomes the model's "
+        "threshold, in (0, 1): 0.99 flags the 1% of training-like rows that reconstruct "
+        "worst.", kind="float", default=0.99, check=in_range(0.0, 1.0, closed_low=False),
+        config="training.threshold_quantile"),
+    ParamSpec(
+        "threshold", "Score above which predictionCol is True. Fitted from "
+        "thresholdQuantile; set it on the model to change the trade-off without retraining.",
+        kind="float", model_setter=True),
+)
+class _AnomalyParams(TableParams):
     """Output columns and threshold of the anomaly detector and its model."""
 
-    scoreCol: Param[str] = Param(
-        Params._dummy(), "scoreCol",
-        "Output column of anomaly scores (double): each row's mean squared reconstruction "
-        "error. Higher is more anomalous; use it as BinaryClassificationEvaluator's "
-        "rawPredictionCol.",
-        typeConverter=TypeConverters.toString,
-    )
-    thresholdQuantile: Param[float] = Param(
-        Params._dummy(), "thresholdQuantile",
-        "Quantile of the training rows' scores that becomes the model's threshold, in (0, 1): "
-        "0.99 flags the 1% of training-like rows that reconstruct worst.",
-        typeConverter=TypeConverters.toFloat,
-    )
-    threshold: Param[float] = Param(
-        Params._dummy(), "threshold",
-        "Score above which predictionCol is True. Fitted from thresholdQuantile; set it on "
-        "the model to change the trade-off without retraining.",
-        typeConverter=TypeConverters.toFloat,
-    )
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self._setDefault(scoreCol="anomalyScore", thresholdQuantile=0.99)
-
-    def getScoreCol(self) -> str:
-        """Gets the value of :py:attr:`scoreCol`."""
-        return self.getOrDefault(self.scoreCol)
-
-    def getThresholdQuantile(self) -> float:
-        """Gets the value of :py:attr:`thresholdQuantile`."""
-        return self.getOrDefault(self.thresholdQuantile)
-
-    def getThreshold(self) -> float:
-        """Gets the value of :py:attr:`threshold` (set by fitting)."""
-        return self.getOrDefault(self.threshold)
+    _default_overrides = {"model": "autoencoder", "predictionCol": "isAnomaly"}
 
 
+@stage()
 class TorchAnomalyDetector(_TorchEstimator, _AnomalyParams):
     """Train an autoencoder on (mostly) normal rows and flag rows it reconstructs badly.
 
@@ -83,79 +62,6 @@ class TorchAnomalyDetector(_TorchEstimator, _AnomalyParams):
     _NOT_IN_FINGERPRINT = _TorchEstimator._NOT_IN_FINGERPRINT | {"scoreCol",
                                                                   "thresholdQuantile"}
 
-    @keyword_only
-    def __init__(
-        self,
-        *,
-        featuresCol: str = "features",
-        predictionCol: str = "isAnomaly",
-        scoreCol: str = "anomalyScore",
-        thresholdQuantile: float = 0.99,
-        weightCol: str | None = None,
-        model: str = "autoencoder",
-        modelParams: Any = None,
-        inputShape: list[int] | None = None,
-        maxEpochs: int = 10,
-        batchSize: int = 64,
-        learningRate: float = 1e-3,
-        optimizer: str = "adam",
-        optimizerParams: Any = None,
-        seed: int = 0,
-        numProcesses: int = 1,
-        localMode: bool = True,
-        useGpu: bool = False,
-        validationFraction: float = 0.0,
-        earlyStoppingPatience: int = 0,
-        checkpointDir: str | None = None,
-        handleInvalid: str = "error",
-        maxTrainAttempts: int | None = None,
-        resume: bool = False,
-        rebalance: str = "auto",
-    ) -> None:
-        super().__init__()
-        self._setDefault(model="autoencoder", predictionCol="isAnomaly")
-        self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
-
-    @keyword_only
-    def setParams(
-        self,
-        *,
-        featuresCol: str = "features",
-        predictionCol: str = "isAnomaly",
-        scoreCol: str = "anomalyScore",
-        thresholdQuantile: float = 0.99,
-        weightCol: str | None = None,
-        model: str = "autoencoder",
-        modelParams: Any = None,
-        inputShape: list[int] | None = None,
-        maxEpochs: int = 10,
-        batchSize: int = 64,
-        learningRate: float = 1e-3,
-        optimizer: str = "adam",
-        optimizerParams: Any = None,
-        seed: int = 0,
-        numProcesses: int = 1,
-        localMode: bool = True,
-        useGpu: bool = False,
-        validationFraction: float = 0.0,
-        earlyStoppingPatience: int = 0,
-        checkpointDir: str | None = None,
-        handleInvalid: str = "error",
-        maxTrainAttempts: int | None = None,
-        resume: bool = False,
-        rebalance: str = "auto",
-    ) -> TorchAnomalyDetector:
-        """Sets params for this TorchAnomalyDetector (keyword arguments only)."""
-        return self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
-
-    def setScoreCol(self, value: str) -> TorchAnomalyDetector:
-        """Sets the value of :py:attr:`scoreCol`."""
-        return self._set(scoreCol=value)
-
-    def setThresholdQuantile(self, value: float) -> TorchAnomalyDetector:
-        """Sets the value of :py:attr:`thresholdQuantile`."""
-        return self._set(thresholdQuantile=value)
-
     def _model_class(self) -> type[TorchAnomalyDetectionModel]:
         return TorchAnomalyDetectionModel
 
@@ -164,11 +70,6 @@ class TorchAnomalyDetector(_TorchEstimator, _AnomalyParams):
 
     def _output_shapes(self, num_features: int, num_outputs: int) -> list[tuple[int, ...]]:
         return [(num_features,)]
-
-    def _check_params(self, spark: SparkSession) -> None:
-        super()._check_params(spark)
-        q = self.getThresholdQuantile()
-        require(0.0 < q < 1.0, type(self).__name__, "thresholdQuantile", "a float in (0, 1)", q)
 
     def _fit(self, dataset: DataFrame) -> TorchAnomalyDetectionModel:
         model: TorchAnomalyDetectionModel = super()._fit(dataset)  # type: ignore[assignment]
@@ -184,6 +85,7 @@ class TorchAnomalyDetector(_TorchEstimator, _AnomalyParams):
         return model
 
 
+@stage(constructor=False, setters="model")
 class TorchAnomalyDetectionModel(_TorchModel, _AnomalyParams):
     """A fitted :class:`TorchAnomalyDetector`.
 
@@ -193,14 +95,6 @@ class TorchAnomalyDetectionModel(_TorchModel, _AnomalyParams):
     """
 
     _task = "reconstruction"
-
-    def setThreshold(self, value: float) -> TorchAnomalyDetectionModel:
-        """Sets the value of :py:attr:`threshold`."""
-        return self._set(threshold=value)
-
-    def setScoreCol(self, value: str) -> TorchAnomalyDetectionModel:
-        """Sets the value of :py:attr:`scoreCol`."""
-        return self._set(scoreCol=value)
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         dataset, scored = self._scoring_column(dataset)

@@ -6,7 +6,6 @@ job; the work on executors lives in :mod:`spark_dl.training` and :mod:`spark_dl.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Sequence
@@ -20,11 +19,11 @@ from pyspark.sql import functions as F
 from spark_dl import conf
 from spark_dl.inputs import InputLayout, check_input_shape, check_network, resolve_layout
 from spark_dl.model_spec import ModelSpec
-from spark_dl.params import OPTIMIZERS, _TorchStageParams
+from spark_dl.param_table import validate_params
+from spark_dl.params import _TorchStageParams, check_optimizer_params
 from spark_dl.training.preflight import check_cluster, check_driver_collect
 from spark_dl.persistence import TorchModelReader, TorchModelWriter, check_safetensors, digest
 from spark_dl.validation import (
-    HANDLE_INVALID,
     check_features_column,
     check_numeric_column,
     check_stats,
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
     from spark_dl.training.plan import TrainPlan
 
 logger = logging.getLogger(__name__)
-REBALANCE = ("auto", "always", "never")
 
 
 class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, DefaultParamsWritable):
@@ -59,26 +57,14 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
     def _check_params(self, spark: SparkSession) -> None:
         """Validate every Param before any Spark job (scikit-learn message template)."""
         owner = type(self).__name__
-        require(self.getMaxEpochs() >= 1, owner, "maxEpochs", "an int >= 1", self.getMaxEpochs())
-        require(self.getBatchSize() >= 1, owner, "batchSize", "an int >= 1", self.getBatchSize())
-        lr = self.getLearningRate()
-        require(lr > 0, owner, "learningRate", "a float > 0", lr)
-        opt = self.getOptimizer()
-        require(opt.lower() in OPTIMIZERS, owner, "optimizer", f"one of {list(OPTIMIZERS)}", opt)
-        _check_optimizer_params(opt, self.getOptimizerParams())
-        vf = self.getValidationFraction()
-        require(0.0 <= vf < 1.0, owner, "validationFraction", "a float in [0, 1)", vf)
-        patience = self.getEarlyStoppingPatience()
-        require(patience >= 0, owner, "earlyStoppingPatience", "an int >= 0", patience)
+        validate_params(self, owner)
+        check_optimizer_params(self.getOptimizer(), self.getOptimizerParams())
+        patience, vf = self.getEarlyStoppingPatience(), self.getValidationFraction()
         if patience and vf == 0:
             raise ValueError(
                 f"The 'earlyStoppingPatience' parameter of {owner} ({patience}) needs a "
                 "validation set: set validationFraction > 0, or earlyStoppingPatience=0."
             )
-        require(self.getHandleInvalid() in HANDLE_INVALID, owner, "handleInvalid",
-                f"one of {list(HANDLE_INVALID)}", self.getHandleInvalid())
-        require(self.getRebalance() in REBALANCE, owner, "rebalance", f"one of {list(REBALANCE)}",
-                self.getRebalance())
         self._check_processes(spark, owner)
         self._max_attempts(spark)
         ckpt = self.getCheckpointDir()
@@ -97,7 +83,6 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
 
         check_pyspark()
         n = self.getNumProcesses()
-        require(n >= 1, owner, "numProcesses", "an int >= 1", n)
         if self.getUseGpu() and self.getLocalMode():
             import torch
 
@@ -258,20 +243,6 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
         )
 
 
-def _check_optimizer_params(name: str, extra: dict[str, Any]) -> None:
-    import torch
-
-    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-    sig = inspect.signature(cls[name.lower()])
-    try:
-        sig.bind(None, lr=1e-3, **extra)
-    except TypeError as exc:
-        raise ValueError(
-            f"The 'optimizerParams' {extra} do not fit optimizer {name!r}: {exc}. It accepts "
-            f"{[p for p in sig.parameters if p not in ('params', 'lr')]}."
-        ) from None
-
-
 class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
     """A fitted torch network that scores DataFrames with an Arrow UDF (see subclasses)."""
 
@@ -359,19 +330,6 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
         except RuntimeError as exc:
             raise ValueError(f"The saved weights do not fit network {self.getModel()!r}: {exc}")
 
-    # ------------------------------------------------------------------ setters
-    def setFeaturesCol(self, value: str) -> Any:
-        """Sets the value of :py:attr:`featuresCol`."""
-        return self._set(featuresCol=value)
-
-    def setPredictionCol(self, value: str) -> Any:
-        """Sets the value of :py:attr:`predictionCol`."""
-        return self._set(predictionCol=value)
-
-    def setHandleInvalid(self, value: str) -> Any:
-        """Sets the value of :py:attr:`handleInvalid`."""
-        return self._set(handleInvalid=value)
-
     # ------------------------------------------------------------------ scoring
     def _broadcast(self, spark: SparkSession) -> Any:
         sc = spark.sparkContext
@@ -389,9 +347,8 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
         from spark_dl.inference.udf import scoring_udf
 
         owner = type(self).__name__
+        validate_params(self, owner)
         handle = self.getHandleInvalid()
-        require(handle in HANDLE_INVALID, owner, "handleInvalid", f"one of {list(HANDLE_INVALID)}",
-                handle)
         info = check_features_column(dataset.schema, self.getFeaturesCol(), owner)
         if info.num_features is not None and info.num_features != self._num_features:
             raise ValueError(
@@ -423,7 +380,6 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
         from spark_dl.skew import partition_stats, rebalance
 
         mode = self.getRebalance()
-        require(mode in REBALANCE, owner, "rebalance", f"one of {list(REBALANCE)}", mode)
         if mode == "never":
             return dataset
         stats = partition_stats(dataset)

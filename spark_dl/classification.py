@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pyspark import keyword_only
 from pyspark.ml.functions import array_to_vector
-from pyspark.ml.param import Param, Params
 from pyspark.ml.param.shared import HasProbabilityCol, HasRawPredictionCol
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from spark_dl.base import _tmp_col, _TorchEstimator, _TorchModel
-from spark_dl.params import to_json_object
+from spark_dl.param_table import ParamSpec, TableParams, declare, stage, to_json_object
 
 
 def _to_class_weights(value: Any) -> str:
@@ -23,27 +21,21 @@ def _to_class_weights(value: Any) -> str:
     return to_json_object(value)
 
 
-class _TorchClassifierParams(HasProbabilityCol, HasRawPredictionCol):
+@declare(
+    ParamSpec("probabilityCol", default="probability", model_setter=True),
+    ParamSpec("rawPredictionCol", default="rawPrediction", model_setter=True),
+    ParamSpec(
+        "classWeights", "Per-class loss weights: 'none', 'balanced' (n_rows / (n_classes * "
+        "n_rows_of_class), from class counts computed by Spark), or a map from class index to "
+        'weight such as {"1": 50.0} (unlisted classes weigh 1). Multiplies weightCol when '
+        "both are set.", kind="word_or_map", default="none", converter=_to_class_weights,
+        config="training.class_weights"),
+)
+class _TorchClassifierParams(TableParams, HasProbabilityCol, HasRawPredictionCol):
     """Output columns and class weighting of a classifier."""
 
-    classWeights: Param[str] = Param(
-        Params._dummy(),
-        "classWeights",
-        "Per-class loss weights: 'none', 'balanced' (n_rows / (n_classes * n_rows_of_class), "
-        "from class counts computed by Spark), or a map from class index to weight such as "
-        '{"1": 50.0} (unlisted classes weigh 1). Multiplies weightCol when both are set.',
-        typeConverter=_to_class_weights,
-    )
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self._setDefault(classWeights="none")
-
-    def getClassWeights(self) -> str:
-        """Gets the value of classWeights ('none', 'balanced' or a JSON map)."""
-        return self.getOrDefault(self.classWeights)
-
-
+@stage()
 class TorchClassifier(_TorchEstimator, _TorchClassifierParams):
     """Train a PyTorch network as a Spark ML classifier (binary or multiclass).
 
@@ -66,74 +58,6 @@ class TorchClassifier(_TorchEstimator, _TorchClassifierParams):
     """
 
     _task = "classification"
-
-    @keyword_only
-    def __init__(
-        self,
-        *,
-        featuresCol: str = "features",
-        labelCol: str = "label",
-        predictionCol: str = "prediction",
-        probabilityCol: str = "probability",
-        rawPredictionCol: str = "rawPrediction",
-        weightCol: str | None = None,
-        model: str = "mlp",
-        modelParams: Any = None,
-        inputShape: list[int] | None = None,
-        maxEpochs: int = 10,
-        batchSize: int = 64,
-        learningRate: float = 1e-3,
-        optimizer: str = "adam",
-        optimizerParams: Any = None,
-        seed: int = 0,
-        numProcesses: int = 1,
-        localMode: bool = True,
-        useGpu: bool = False,
-        validationFraction: float = 0.0,
-        earlyStoppingPatience: int = 0,
-        checkpointDir: str | None = None,
-        handleInvalid: str = "error",
-        maxTrainAttempts: int | None = None,
-        resume: bool = False,
-        rebalance: str = "auto",
-        classWeights: Any = "none",
-    ) -> None:
-        super().__init__()
-        self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
-
-    @keyword_only
-    def setParams(
-        self,
-        *,
-        featuresCol: str = "features",
-        labelCol: str = "label",
-        predictionCol: str = "prediction",
-        probabilityCol: str = "probability",
-        rawPredictionCol: str = "rawPrediction",
-        weightCol: str | None = None,
-        model: str = "mlp",
-        modelParams: Any = None,
-        inputShape: list[int] | None = None,
-        maxEpochs: int = 10,
-        batchSize: int = 64,
-        learningRate: float = 1e-3,
-        optimizer: str = "adam",
-        optimizerParams: Any = None,
-        seed: int = 0,
-        numProcesses: int = 1,
-        localMode: bool = True,
-        useGpu: bool = False,
-        validationFraction: float = 0.0,
-        earlyStoppingPatience: int = 0,
-        checkpointDir: str | None = None,
-        handleInvalid: str = "error",
-        maxTrainAttempts: int | None = None,
-        resume: bool = False,
-        rebalance: str = "auto",
-        classWeights: Any = "none",
-    ) -> TorchClassifier:
-        """Sets params for this TorchClassifier (keyword arguments only)."""
-        return self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
 
     def _model_class(self) -> type[TorchClassificationModel]:
         return TorchClassificationModel
@@ -169,6 +93,7 @@ class TorchClassifier(_TorchEstimator, _TorchClassifierParams):
         return weights
 
 
+@stage(constructor=False, setters="model")
 class TorchClassificationModel(_TorchModel, _TorchClassifierParams):
     """A fitted :class:`TorchClassifier`.
 
@@ -183,14 +108,6 @@ class TorchClassificationModel(_TorchModel, _TorchClassifierParams):
     def numClasses(self) -> int:
         """Number of classes the model predicts."""
         return self._num_outputs
-
-    def setProbabilityCol(self, value: str) -> TorchClassificationModel:
-        """Sets the value of :py:attr:`probabilityCol`."""
-        return self._set(probabilityCol=value)
-
-    def setRawPredictionCol(self, value: str) -> TorchClassificationModel:
-        """Sets the value of :py:attr:`rawPredictionCol`."""
-        return self._set(rawPredictionCol=value)
 
     def _output_cols(self) -> dict[str, str]:
         """UDF field -> output column, for the output columns that are not disabled."""

@@ -1,15 +1,17 @@
-"""Params shared by the torch-backed estimators and their models.
+"""The Param table of the torch-backed estimators and their models.
 
 Every value is JSON-serializable so that ``DefaultParamsWritable`` and Spark's pipeline
 persistence work unchanged; networks are described by name and JSON keyword arguments.
+Each row (:class:`~spark_dl.param_table.ParamSpec`) is the one declaration of its Param:
+the constructors, getters and setters, :func:`~spark_dl.param_table.validate_params` and
+the jobs' ``model``/``training`` config keys are all made from it.
 """
 
 from __future__ import annotations
 
-import json
+import inspect
 from typing import Any
 
-from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import (
     HasFeaturesCol,
     HasHandleInvalid,
@@ -19,25 +21,123 @@ from pyspark.ml.param.shared import (
     HasWeightCol,
 )
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
+from spark_dl.param_table import (
+    HANDLE_INVALID,
+    ParamSpec,
+    TableParams,
+    above,
+    at_least,
+    declare,
+    in_range,
+    one_of,
+    to_json_object,
+)
+
+__all__ = ["OPTIMIZERS", "check_optimizer_params", "to_json_object"]
+
+#: Optimizer names the ``optimizer`` Param accepts -> the ``torch.optim`` class.
+OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
+#: The ``rebalance`` Param's values.
+REBALANCE = ("auto", "always", "never")
 
 
-def to_json_object(value: Any) -> str:
-    """Type converter: a dict, or a JSON string holding an object, to canonical JSON text."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value) if value.strip() else {}
-        except json.JSONDecodeError as exc:
-            raise TypeError(f"Could not parse {value!r} as a JSON object: {exc}") from None
-    if not isinstance(value, dict):
-        raise TypeError(f"Expected a dict or a JSON object string. Got {value!r}.")
+def check_optimizer_params(name: str, extra: dict[str, Any]) -> None:
+    """Refuse ``optimizerParams`` that the optimizer's constructor does not take."""
+    import torch
+
+    sig = inspect.signature(getattr(torch.optim, OPTIMIZERS[name.lower()]))
     try:
-        return json.dumps(value, sort_keys=True)
+        sig.bind(None, lr=1e-3, **extra)
     except TypeError as exc:
-        raise TypeError(f"Value {value!r} is not JSON-serializable: {exc}") from None
+        raise ValueError(
+            f"The 'optimizerParams' {extra} do not fit optimizer {name!r}: {exc}. It accepts "
+            f"{[p for p in sig.parameters if p not in ('params', 'lr')]}."
+        ) from None
 
 
+@declare(
+    ParamSpec("featuresCol", default="features", model_setter=True),
+    ParamSpec("labelCol", default="label"),
+    ParamSpec("predictionCol", default="prediction", model_setter=True),
+    ParamSpec("weightCol"),
+    ParamSpec(
+        "model", "The network: a built-in name such as 'mlp', or 'package.module:ClassName' "
+        "naming a torch.nn.Module subclass importable on the driver and the executors.",
+        default="mlp", config="model.name"),
+    ParamSpec(
+        "modelParams", "Keyword arguments for the network's constructor, as a dict or JSON "
+        "object string. in_features and out_features are supplied from the data when the "
+        "constructor accepts them.", kind="json", default="{}", config="model.params"),
+    ParamSpec(
+        "inputShape", "Shape of one row's input tensor, without the batch dimension: "
+        "[C, H, W] for images, [T, F] for windows, [T] for token ids. The flat feature "
+        "values are read in row-major order. Empty (the default): flat vectors. Integer "
+        "array features reach the network as int64 (token ids), all others as float32.",
+        kind="ints", default=[]),
+    ParamSpec("maxEpochs", "Maximum number of passes over the training data (>= 1).",
+              kind="int", default=10, check=at_least(1), config="training.max_epochs"),
+    ParamSpec("batchSize", "Rows per optimizer step on each training process (>= 1).",
+              kind="int", default=64, check=at_least(1), config="training.batch_size"),
+    ParamSpec("learningRate", "Optimizer learning rate (> 0).", kind="float", default=1e-3,
+              check=above(0.0), config="training.learning_rate"),
+    ParamSpec("optimizer", f"Optimizer name, one of {list(OPTIMIZERS)} (case-insensitive).",
+              default="adam", check=one_of(OPTIMIZERS, ignore_case=True),
+              config="training.optimizer"),
+    ParamSpec(
+        "optimizerParams", "Extra keyword arguments for the optimizer (for example "
+        "weight_decay, momentum), as a dict or JSON object string.", kind="json",
+        default="{}", config="training.optimizer_params"),
+    ParamSpec("seed", kind="int", default=0, config="training.seed"),
+    ParamSpec(
+        "numProcesses", "Number of training processes (DDP ranks) launched by "
+        "TorchDistributor (>= 1).", kind="int", default=1, check=at_least(1),
+        config="training.num_processes"),
+    ParamSpec(
+        "localMode", "If true, training processes run on the driver; if false, in Spark "
+        "barrier tasks on the executors.", kind="bool", default=True,
+        config="training.local_mode"),
+    ParamSpec(
+        "useGpu", "Train and score on CUDA GPUs (NCCL backend) instead of the CPU (gloo "
+        "backend).", kind="bool", default=False, config="training.use_gpu"),
+    ParamSpec(
+        "validationFraction", "Fraction of rows held out, deterministically by seed, to "
+        "compute the validation loss and metric each epoch; 0 disables validation. In "
+        "[0, 1).", kind="float", default=0.0, check=in_range(0.0, 1.0),
+        config="training.validation_fraction"),
+    ParamSpec(
+        "earlyStoppingPatience", "Stop after this many epochs without a lower validation "
+        "loss and keep the best weights; 0 disables early stopping. Needs "
+        "validationFraction > 0.", kind="int", default=0, check=at_least(0),
+        config="training.early_stopping_patience"),
+    ParamSpec(
+        "checkpointDir", "Directory, on a filesystem the rank-0 process can write (local or "
+        "mounted shared storage), where a checkpoint is committed atomically at each epoch "
+        "end, in a subdirectory fit-<id> that only this fit (network, Params, data) uses. "
+        "Unset: none.", config="training.checkpoint_dir"),
+    ParamSpec(
+        "handleInvalid", default="error", check=one_of(HANDLE_INVALID), model_setter=True,
+        config="training.handle_invalid"),
+    ParamSpec(
+        "maxTrainAttempts", "How many times fit() runs training before giving up; each "
+        "retry resumes from the latest checkpoint. Unset: the Spark conf "
+        "spark.dl.train.maxAttempts (default 2).", kind="int", check=at_least(1),
+        config="training.max_train_attempts"),
+    ParamSpec(
+        "resume", "If true, fit() continues from the latest valid checkpoint of this same "
+        "fit in checkpointDir (same network, training Params and data; a higher maxEpochs "
+        "may continue a shorter run) instead of starting at epoch 0. Checkpoints of other "
+        "fits only raise CheckpointMismatchError.", kind="bool", default=False,
+        config="training.resume"),
+    ParamSpec(
+        "rebalance", "Whether transform() first evens rows across partitions so that no "
+        "task straggles: 'auto' (when the largest partition holds more than "
+        "spark.dl.skew.maxPartitionRatio times the mean; costs one counting pass), 'always' "
+        "or 'never'. Training on the executors always deals rows evenly, one partition per "
+        "rank.", default="auto", check=one_of(REBALANCE), model_setter=True,
+        config="training.rebalance"),
+)
 class _TorchStageParams(
+    TableParams,  # first, so its defaults win over the shared mixins' (HasSeed's hash)
     HasFeaturesCol,
     HasLabelCol,
     HasWeightCol,
@@ -46,219 +146,3 @@ class _TorchStageParams(
     HasHandleInvalid,
 ):
     """Params of a torch-backed estimator, shared with its fitted model."""
-
-    model: Param[str] = Param(
-        Params._dummy(),
-        "model",
-        "The network: a built-in name such as 'mlp', or 'package.module:ClassName' naming "
-        "a torch.nn.Module subclass importable on the driver and the executors.",
-        typeConverter=TypeConverters.toString,
-    )
-    modelParams: Param[str] = Param(
-        Params._dummy(),
-        "modelParams",
-        "Keyword arguments for the network's constructor, as a dict or JSON object string. "
-        "in_features and out_features are supplied from the data when the constructor "
-        "accepts them.",
-        typeConverter=to_json_object,
-    )
-    inputShape: Param[list[int]] = Param(
-        Params._dummy(),
-        "inputShape",
-        "Shape of one row's input tensor, without the batch dimension: [C, H, W] for images, "
-        "[T, F] for windows, [T] for token ids. The flat feature values are read in row-major "
-        "order. Empty (the default): flat vectors. Integer array features reach the network "
-        "as int64 (token ids), all others as float32.",
-        typeConverter=TypeConverters.toListInt,
-    )
-    maxEpochs: Param[int] = Param(
-        Params._dummy(),
-        "maxEpochs",
-        "Maximum number of passes over the training data (>= 1).",
-        typeConverter=TypeConverters.toInt,
-    )
-    batchSize: Param[int] = Param(
-        Params._dummy(),
-        "batchSize",
-        "Rows per optimizer step on each training process (>= 1).",
-        typeConverter=TypeConverters.toInt,
-    )
-    learningRate: Param[float] = Param(
-        Params._dummy(),
-        "learningRate",
-        "Optimizer learning rate (> 0).",
-        typeConverter=TypeConverters.toFloat,
-    )
-    optimizer: Param[str] = Param(
-        Params._dummy(),
-        "optimizer",
-        f"Optimizer name, one of {list(OPTIMIZERS)} (case-insensitive).",
-        typeConverter=TypeConverters.toString,
-    )
-    optimizerParams: Param[str] = Param(
-        Params._dummy(),
-        "optimizerParams",
-        "Extra keyword arguments for the optimizer (for example weight_decay, momentum), "
-        "as a dict or JSON object string.",
-        typeConverter=to_json_object,
-    )
-    numProcesses: Param[int] = Param(
-        Params._dummy(),
-        "numProcesses",
-        "Number of training processes (DDP ranks) launched by TorchDistributor (>= 1).",
-        typeConverter=TypeConverters.toInt,
-    )
-    localMode: Param[bool] = Param(
-        Params._dummy(),
-        "localMode",
-        "If true, training processes run on the driver; if false, in Spark barrier tasks "
-        "on the executors.",
-        typeConverter=TypeConverters.toBoolean,
-    )
-    useGpu: Param[bool] = Param(
-        Params._dummy(),
-        "useGpu",
-        "Train and score on CUDA GPUs (NCCL backend) instead of the CPU (gloo backend).",
-        typeConverter=TypeConverters.toBoolean,
-    )
-    validationFraction: Param[float] = Param(
-        Params._dummy(),
-        "validationFraction",
-        "Fraction of rows held out, deterministically by seed, to compute the validation "
-        "loss and metric each epoch; 0 disables validation. In [0, 1).",
-        typeConverter=TypeConverters.toFloat,
-    )
-    earlyStoppingPatience: Param[int] = Param(
-        Params._dummy(),
-        "earlyStoppingPatience",
-        "Stop after this many epochs without a lower validation loss and keep the best "
-        "weights; 0 disables early stopping. Needs validationFraction > 0.",
-        typeConverter=TypeConverters.toInt,
-    )
-    checkpointDir: Param[str] = Param(
-        Params._dummy(),
-        "checkpointDir",
-        "Directory, on a filesystem the rank-0 process can write (local or mounted shared "
-        "storage), where a checkpoint is committed atomically at each epoch end, in a "
-        "subdirectory fit-<id> that only this fit (network, Params, data) uses. Unset: none.",
-        typeConverter=TypeConverters.toString,
-    )
-
-    maxTrainAttempts: Param[int] = Param(
-        Params._dummy(),
-        "maxTrainAttempts",
-        "How many times fit() runs training before giving up; each retry resumes from the "
-        "latest checkpoint. Unset: the Spark conf spark.dl.train.maxAttempts (default 2).",
-        typeConverter=TypeConverters.toInt,
-    )
-    resume: Param[bool] = Param(
-        Params._dummy(),
-        "resume",
-        "If true, fit() continues from the latest valid checkpoint of this same fit in "
-        "checkpointDir (same network, training Params and data; a higher maxEpochs may "
-        "continue a shorter run) instead of starting at epoch 0. Checkpoints of other fits "
-        "only raise CheckpointMismatchError.",
-        typeConverter=TypeConverters.toBoolean,
-    )
-
-    rebalance: Param[str] = Param(
-        Params._dummy(),
-        "rebalance",
-        "Whether transform() first evens rows across partitions so that no task straggles: "
-        "'auto' (when the largest partition holds more than spark.dl.skew.maxPartitionRatio "
-        "times the mean; costs one counting pass), 'always' or 'never'. Training on the "
-        "executors always deals rows evenly, one partition per rank.",
-        typeConverter=TypeConverters.toString,
-    )
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self._setDefault(
-            model="mlp",
-            modelParams="{}",
-            inputShape=[],
-            maxEpochs=10,
-            batchSize=64,
-            learningRate=1e-3,
-            optimizer="adam",
-            optimizerParams="{}",
-            numProcesses=1,
-            localMode=True,
-            useGpu=False,
-            validationFraction=0.0,
-            earlyStoppingPatience=0,
-            handleInvalid="error",
-            seed=0,
-            resume=False,
-            rebalance="auto",
-        )
-
-    # Getters (setters live on the estimator / model, as in pyspark.ml).
-    def getModel(self) -> str:
-        """Gets the value of model or its default value."""
-        return self.getOrDefault(self.model)
-
-    def getModelParams(self) -> dict[str, Any]:
-        """Gets the value of modelParams, parsed into a dict."""
-        return json.loads(self.getOrDefault(self.modelParams))
-
-    def getInputShape(self) -> list[int]:
-        """Gets the value of :py:attr:`inputShape` ([] for flat vectors)."""
-        return list(self.getOrDefault(self.inputShape))
-
-    def getMaxEpochs(self) -> int:
-        """Gets the value of maxEpochs or its default value."""
-        return self.getOrDefault(self.maxEpochs)
-
-    def getBatchSize(self) -> int:
-        """Gets the value of batchSize or its default value."""
-        return self.getOrDefault(self.batchSize)
-
-    def getLearningRate(self) -> float:
-        """Gets the value of learningRate or its default value."""
-        return self.getOrDefault(self.learningRate)
-
-    def getOptimizer(self) -> str:
-        """Gets the value of optimizer or its default value."""
-        return self.getOrDefault(self.optimizer)
-
-    def getOptimizerParams(self) -> dict[str, Any]:
-        """Gets the value of optimizerParams, parsed into a dict."""
-        return json.loads(self.getOrDefault(self.optimizerParams))
-
-    def getNumProcesses(self) -> int:
-        """Gets the value of numProcesses or its default value."""
-        return self.getOrDefault(self.numProcesses)
-
-    def getLocalMode(self) -> bool:
-        """Gets the value of localMode or its default value."""
-        return self.getOrDefault(self.localMode)
-
-    def getUseGpu(self) -> bool:
-        """Gets the value of useGpu or its default value."""
-        return self.getOrDefault(self.useGpu)
-
-    def getValidationFraction(self) -> float:
-        """Gets the value of validationFraction or its default value."""
-        return self.getOrDefault(self.validationFraction)
-
-    def getEarlyStoppingPatience(self) -> int:
-        """Gets the value of earlyStoppingPatience or its default value."""
-        return self.getOrDefault(self.earlyStoppingPatience)
-
-    def getMaxTrainAttempts(self) -> int | None:
-        """Gets the value of maxTrainAttempts, or None when unset (the Spark conf decides)."""
-        return self.getOrDefault(self.maxTrainAttempts) if self.isDefined(
-            self.maxTrainAttempts) else None
-
-    def getRebalance(self) -> str:
-        """Gets the value of rebalance or its default value."""
-        return self.getOrDefault(self.rebalance)
-
-    def getResume(self) -> bool:
-        """Gets the value of resume or its default value."""
-        return self.getOrDefault(self.resume)
-
-    def getCheckpointDir(self) -> str | None:
-        """Gets the value of checkpointDir, or None when unset."""
-        return self.getOrDefault(self.checkpointDir) if self.isDefined(self.checkpointDir) else None

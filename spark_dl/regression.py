@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from pyspark import keyword_only
 from pyspark.sql import DataFrame
 
 from spark_dl.base import _TorchEstimator, _TorchModel
+from spark_dl.param_table import stage
 
 
+@stage()
 class TorchRegressor(_TorchEstimator):
     """Train a PyTorch network as a Spark ML regressor (mean squared error).
 
@@ -25,68 +24,6 @@ class TorchRegressor(_TorchEstimator):
 
     _task = "regression"
 
-    @keyword_only
-    def __init__(
-        self,
-        *,
-        featuresCol: str = "features",
-        labelCol: str = "label",
-        predictionCol: str = "prediction",
-        weightCol: str | None = None,
-        model: str = "mlp",
-        modelParams: Any = None,
-        inputShape: list[int] | None = None,
-        maxEpochs: int = 10,
-        batchSize: int = 64,
-        learningRate: float = 1e-3,
-        optimizer: str = "adam",
-        optimizerParams: Any = None,
-        seed: int = 0,
-        numProcesses: int = 1,
-        localMode: bool = True,
-        useGpu: bool = False,
-        validationFraction: float = 0.0,
-        earlyStoppingPatience: int = 0,
-        checkpointDir: str | None = None,
-        handleInvalid: str = "error",
-        maxTrainAttempts: int | None = None,
-        resume: bool = False,
-        rebalance: str = "auto",
-    ) -> None:
-        super().__init__()
-        self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
-
-    @keyword_only
-    def setParams(
-        self,
-        *,
-        featuresCol: str = "features",
-        labelCol: str = "label",
-        predictionCol: str = "prediction",
-        weightCol: str | None = None,
-        model: str = "mlp",
-        modelParams: Any = None,
-        inputShape: list[int] | None = None,
-        maxEpochs: int = 10,
-        batchSize: int = 64,
-        learningRate: float = 1e-3,
-        optimizer: str = "adam",
-        optimizerParams: Any = None,
-        seed: int = 0,
-        numProcesses: int = 1,
-        localMode: bool = True,
-        useGpu: bool = False,
-        validationFraction: float = 0.0,
-        earlyStoppingPatience: int = 0,
-        checkpointDir: str | None = None,
-        handleInvalid: str = "error",
-        maxTrainAttempts: int | None = None,
-        resume: bool = False,
-        rebalance: str = "auto",
-    ) -> TorchRegressor:
-        """Sets params for this TorchRegressor (keyword arguments only)."""
-        return self._set(**{k: v for k, v in self._input_kwargs.items() if v is not None})
-
     def _output_shapes(self, num_features: int, num_outputs: int) -> list[tuple[int, ...]]:
         return [(1,), ()]
 
@@ -94,6 +31,7 @@ class TorchRegressor(_TorchEstimator):
         return TorchRegressionModel
 
 
+@stage(constructor=False, setters="model")
 class TorchRegressionModel(_TorchModel):
     """A fitted :class:`TorchRegressor`; ``transform`` adds ``prediction`` (double)."""
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pyspark.ml.linalg import VectorUDT
+
+from spark_dl.param_table import param_error
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
@@ -25,15 +27,8 @@ from pyspark.sql.types import (
     StructType,
 )
 
-#: Spark's handleInvalid values.
-HANDLE_INVALID = ("error", "skip", "keep")
 _FLOAT_ELEMENTS = (FloatType, DoubleType)
 _INT_ELEMENTS = (IntegerType, LongType, ShortType)
-
-
-def param_error(owner: str, name: str, expected: str, got: Any) -> ValueError:
-    """A ``ValueError`` in the house template for a bad parameter value."""
-    return ValueError(f"The '{name}' parameter of {owner} must be {expected}. Got {got!r} instead.")
 
 
 def require(cond: bool, owner: str, name: str, expected: str, got: Any) -> None:

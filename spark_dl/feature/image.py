@@ -9,13 +9,11 @@ and normalizes one Arrow batch with numpy and Pillow, given plain values only.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Callable
 
 import pandas as pd
-from pyspark import keyword_only
 from pyspark.ml import Transformer
-from pyspark.ml.param import Param, Params, TypeConverters
-from pyspark.ml.param.shared import HasHandleInvalid, HasInputCol, HasOutputCol
+from pyspark.ml.param.shared import HasInputCol, HasOutputCol
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -32,7 +30,17 @@ from pyspark.sql.types import (
 )
 
 from spark_dl.feature._images import OWNER, TensorSpec, tensorize
-from spark_dl.validation import HANDLE_INVALID, check_column_exists, require
+from spark_dl.param_table import (
+    HANDLE_INVALID,
+    Check,
+    ParamSpec,
+    TableParams,
+    declare,
+    one_of,
+    stage,
+    validate_params,
+)
+from spark_dl.validation import check_column_exists, require
 
 #: Fields (and types) that make a struct column a Spark image (``ImageSchema.columnSchema``).
 IMAGE_FIELDS: dict[str, type[DataType]] = {
@@ -44,104 +52,51 @@ CHANNEL_ORDERS = ("RGB", "BGR")
 PATH_COL = "path"
 
 
-class _ImageTensorizerParams(HasInputCol, HasOutputCol, HasHandleInvalid):
+@declare(
+    ParamSpec("inputCol", default="image"),
+    ParamSpec("outputCol", default="features"),
+    ParamSpec(
+        "size", "Height and width [H, W] of every output image (ints >= 1); images of another "
+        "size are resized with Pillow's bilinear filter, ignoring the aspect ratio.",
+        kind="ints", default=[32, 32],
+        check=Check(lambda v: len(v) == 2 and min(v) >= 1,
+                    "a list of two ints >= 1, [height, width]")),
+    ParamSpec(
+        "channels", "Channels C of the output: 1 (gray, ITU-R 601-2 luma of RGB input) or 3 "
+        "(colour; gray input is copied into all three).", kind="int", default=3,
+        check=Check(lambda v: v in (1, 3), "1 (gray) or 3 (colour)")),
+    ParamSpec(
+        "channelOrder", "Order of the 3 output channels: 'RGB' or 'BGR' (ignored when "
+        "channels is 1).", default="RGB", check=one_of(CHANNEL_ORDERS)),
+    ParamSpec(
+        "scale", "Every pixel value is multiplied by this (> 0) before mean and std: 1/255 "
+        "puts 8-bit pixels in [0, 1]; use 1.0 for raw arrays already in [0, 1].",
+        kind="float", default=1 / 255,
+        check=Check(lambda v: math.isfinite(v) and v > 0, "a finite float > 0")),
+    ParamSpec(
+        "mean", "Subtracted from each scaled channel: one value for all channels or one per "
+        "output channel, in channelOrder.", kind="floats", default=[0.0]),
+    ParamSpec(
+        "std", "Divides each channel after the mean is subtracted (> 0): one value for all "
+        "channels or one per output channel, in channelOrder.", kind="floats", default=[1.0]),
+    ParamSpec(
+        "inputShape", "Shape of the raw pixel arrays in inputCol, in inputLayout order "
+        "([H, W, C] or [C, H, W], C = 1, 3 (RGB) or 4 (RGBA, alpha dropped)). Required for "
+        "array input, unused otherwise.", kind="ints"),
+    ParamSpec(
+        "inputLayout", "Layout of the raw pixel arrays: 'HWC' (row-major pixels, channels "
+        "interleaved) or 'CHW' (one plane per channel).", default="HWC", check=one_of(LAYOUTS)),
+    ParamSpec(
+        "handleInvalid", "What to do with a null input, a file neither Spark's image source "
+        "nor Pillow can decode, or a raw array that is not H * W * C finite values: 'error' "
+        "fails the job naming the file, 'skip' drops the row, 'keep' outputs null.",
+        default="error", check=one_of(HANDLE_INVALID)),
+)
+class _ImageTensorizerParams(TableParams, HasInputCol, HasOutputCol):
     """Params of :class:`ImageTensorizer`."""
 
-    size: Param[list[int]] = Param(
-        Params._dummy(), "size",
-        "Height and width [H, W] of every output image (ints >= 1); images of another size "
-        "are resized with Pillow's bilinear filter, ignoring the aspect ratio.",
-        typeConverter=TypeConverters.toListInt,
-    )
-    channels: Param[int] = Param(
-        Params._dummy(), "channels",
-        "Channels C of the output: 1 (gray, ITU-R 601-2 luma of RGB input) or 3 (colour; "
-        "gray input is copied into all three).",
-        typeConverter=TypeConverters.toInt,
-    )
-    channelOrder: Param[str] = Param(
-        Params._dummy(), "channelOrder",
-        "Order of the 3 output channels: 'RGB' or 'BGR' (ignored when channels is 1).",
-        typeConverter=TypeConverters.toString,
-    )
-    scale: Param[float] = Param(
-        Params._dummy(), "scale",
-        "Every pixel value is multiplied by this (> 0) before mean and std: 1/255 puts 8-bit "
-        "pixels in [0, 1]; use 1.0 for raw arrays already in [0, 1].",
-        typeConverter=TypeConverters.toFloat,
-    )
-    mean: Param[list[float]] = Param(
-        Params._dummy(), "mean",
-        "Subtracted from each scaled channel: one value for all channels or one per output "
-        "channel, in channelOrder.",
-        typeConverter=TypeConverters.toListFloat,
-    )
-    std: Param[list[float]] = Param(
-        Params._dummy(), "std",
-        "Divides each channel after the mean is subtracted (> 0): one value for all channels "
-        "or one per output channel, in channelOrder.",
-        typeConverter=TypeConverters.toListFloat,
-    )
-    inputShape: Param[list[int]] = Param(
-        Params._dummy(), "inputShape",
-        "Shape of the raw pixel arrays in inputCol, in inputLayout order ([H, W, C] or "
-        "[C, H, W], C = 1, 3 (RGB) or 4 (RGBA, alpha dropped)). Required for array input, "
-        "unused otherwise.",
-        typeConverter=TypeConverters.toListInt,
-    )
-    inputLayout: Param[str] = Param(
-        Params._dummy(), "inputLayout",
-        "Layout of the raw pixel arrays: 'HWC' (row-major pixels, channels interleaved) or "
-        "'CHW' (one plane per channel).",
-        typeConverter=TypeConverters.toString,
-    )
-    handleInvalid: Param[str] = Param(
-        Params._dummy(), "handleInvalid",
-        "What to do with a null input, a file neither Spark's image source nor Pillow can "
-        "decode, or a raw array that is not H * W * C finite values: 'error' fails the job "
-        "naming the file, 'skip' drops the row, 'keep' outputs null.",
-        typeConverter=TypeConverters.toString,
-    )
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self._setDefault(inputCol="image", outputCol="features", size=[32, 32], channels=3,
-                         channelOrder="RGB", scale=1 / 255, mean=[0.0], std=[1.0],
-                         inputLayout="HWC", handleInvalid="error")
-
-    def getSize(self) -> list[int]:
-        """Gets the value of size or its default value."""
-        return self.getOrDefault(self.size)
-
-    def getChannels(self) -> int:
-        """Gets the value of channels or its default value."""
-        return self.getOrDefault(self.channels)
-
-    def getChannelOrder(self) -> str:
-        """Gets the value of channelOrder or its default value."""
-        return self.getOrDefault(self.channelOrder)
-
-    def getScale(self) -> float:
-        """Gets the value of scale or its default value."""
-        return self.getOrDefault(self.scale)
-
-    def getMean(self) -> list[float]:
-        """Gets the value of mean or its default value."""
-        return self.getOrDefault(self.mean)
-
-    def getStd(self) -> list[float]:
-        """Gets the value of std or its default value."""
-        return self.getOrDefault(self.std)
-
-    def getInputShape(self) -> list[int] | None:
-        """Gets the value of inputShape, or None when unset."""
-        return self.getOrDefault(self.inputShape) if self.isDefined(self.inputShape) else None
-
-    def getInputLayout(self) -> str:
-        """Gets the value of inputLayout or its default value."""
-        return self.getOrDefault(self.inputLayout)
-
-
+@stage()
 class ImageTensorizer(Transformer, _ImageTensorizerParams, DefaultParamsReadable,
                       DefaultParamsWritable):
     """Turns images into normalized float tensors, flattened in (C, H, W) order.
@@ -185,26 +140,6 @@ class ImageTensorizer(Transformer, _ImageTensorizerParams, DefaultParamsReadable
      |    |-- element: float (containsNull = true)
     """
 
-    @keyword_only
-    def __init__(self, *, inputCol: str = "image", outputCol: str = "features",
-                 size: Sequence[int] = (32, 32), channels: int = 3,
-                 channelOrder: str = "RGB", scale: float = 1 / 255,
-                 mean: Sequence[float] = (0.0,), std: Sequence[float] = (1.0,),
-                 inputShape: Sequence[int] | None = None, inputLayout: str = "HWC",
-                 handleInvalid: str = "error") -> None:
-        super().__init__()
-        self.setParams(**self._input_kwargs)
-
-    @keyword_only
-    def setParams(self, *, inputCol: str = "image", outputCol: str = "features",
-                  size: Sequence[int] = (32, 32), channels: int = 3,
-                  channelOrder: str = "RGB", scale: float = 1 / 255,
-                  mean: Sequence[float] = (0.0,), std: Sequence[float] = (1.0,),
-                  inputShape: Sequence[int] | None = None, inputLayout: str = "HWC",
-                  handleInvalid: str = "error") -> ImageTensorizer:
-        """Sets params for this ImageTensorizer."""
-        return self._set(**self._input_kwargs)
-
     @property
     def outputShape(self) -> tuple[int, int, int]:
         """(C, H, W) of each output tensor: ``(channels, *size)``, e.g. a CNN's input shape."""
@@ -241,16 +176,8 @@ class ImageTensorizer(Transformer, _ImageTensorizerParams, DefaultParamsReadable
         )
 
     def _check_ranges(self) -> None:
-        size, c = self.getSize(), self.getChannels()
-        require(len(size) == 2 and min(size) >= 1, OWNER, "size",
-                "a list of two ints >= 1, [height, width]", size)
-        require(c in (1, 3), OWNER, "channels", "1 (gray) or 3 (colour)", c)
-        order, layout = self.getChannelOrder(), self.getInputLayout()
-        require(order in CHANNEL_ORDERS, OWNER, "channelOrder",
-                f"one of {list(CHANNEL_ORDERS)}", order)
-        require(layout in LAYOUTS, OWNER, "inputLayout", f"one of {list(LAYOUTS)}", layout)
-        scale = self.getScale()
-        require(math.isfinite(scale) and scale > 0, OWNER, "scale", "a finite float > 0", scale)
+        validate_params(self, OWNER)
+        c, layout = self.getChannels(), self.getInputLayout()
         for name, values in (("mean", self.getMean()), ("std", self.getStd())):
             require(len(values) in (1, c) and all(math.isfinite(v) for v in values), OWNER,
                     name, f"a list of 1 or channels ({c}) finite floats", values)
@@ -262,9 +189,6 @@ class ImageTensorizer(Transformer, _ImageTensorizerParams, DefaultParamsReadable
             require(min(shape, default=0) >= 1 and channels in (1, 3, 4), OWNER,
                     "inputShape", f"three ints >= 1 in inputLayout {layout!r} order with 1, 3 "
                     "or 4 channels", shape)
-        handle = self.getHandleInvalid()
-        require(handle in HANDLE_INVALID, OWNER, "handleInvalid",
-                f"one of {list(HANDLE_INVALID)}", handle)
 
     def transformSchema(self, schema: StructType) -> StructType:
         """The output schema, from the input schema alone (validates the Params)."""

@@ -10,11 +10,8 @@ overlap by ``windowLength - 1 + horizon`` rows (the halo). Executor side:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from pyspark import keyword_only
 from pyspark.ml import Transformer
-from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasOutputCol
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import Column, DataFrame
@@ -32,7 +29,18 @@ from pyspark.sql.types import (
 )
 
 from spark_dl.feature._windows import WindowSpec, _group_function
-from spark_dl.validation import HANDLE_INVALID, check_column_exists, check_numeric_column, require
+from spark_dl.param_table import (
+    HANDLE_INVALID,
+    Check,
+    ParamSpec,
+    TableParams,
+    at_least,
+    declare,
+    one_of,
+    stage,
+    validate_params,
+)
+from spark_dl.validation import check_column_exists, check_numeric_column, require
 
 WINDOW_START, WINDOW_END = "windowStart", "windowEnd"
 _OWNER = "SequenceWindower"
@@ -52,114 +60,39 @@ class _Plan:
     spec: WindowSpec
 
 
-class _SequenceWindowerParams(HasOutputCol):
+@declare(
+    ParamSpec("keyCol", "Column naming the series each row belongs to; rows with equal keys "
+              "form one series.", required=True),
+    ParamSpec("timeCol", "Timestamp, date or numeric column that orders the rows of each "
+              "series.", required=True),
+    ParamSpec("valueCols", "Numeric columns holding the F values of each time step, in this "
+              "order.", kind="strs", required=True,
+              check=Check(lambda v: len(v) > 0, "a non-empty list of column names")),
+    ParamSpec("windowLength", "Number of time steps T in each window (>= 1).", kind="int",
+              required=True, check=at_least(1)),
+    ParamSpec("step", "Rows between the starts of consecutive windows of a series (>= 1).",
+              kind="int", default=1, check=at_least(1)),
+    ParamSpec("horizon", "The label is read this many rows after a window's last step (>= 0); "
+              "a window needs that row to exist even without labelCol.", kind="int",
+              default=0, check=at_least(0)),
+    ParamSpec("labelCol", "Optional numeric column whose value at row start + windowLength - 1 "
+              "+ horizon of the series becomes the window's label. Unset: no label column."),
+    ParamSpec("outputCol", default="features"),
+    ParamSpec("outputLabelCol", "Output column holding each window's label (double), when "
+              "labelCol is set.", default="label"),
+    ParamSpec("maxRowsPerTask", "A series with more rows is cut into chunks of this many rows, "
+              "so no task holds it whole (>= windowLength + horizon).", kind="int",
+              default=100_000),
+    ParamSpec("handleInvalid", "What to do with null keys or times and null or NaN values or "
+              "labels: 'skip' drops them (and the windows holding them), 'error' raises, "
+              "'keep' keeps null keys as a series, NaN values in windows and null labels.",
+              default="skip", check=one_of(HANDLE_INVALID)),
+)
+class _SequenceWindowerParams(TableParams, HasOutputCol):
     """Params of :class:`SequenceWindower`."""
 
-    keyCol: Param[str] = Param(
-        Params._dummy(), "keyCol",
-        "Column naming the series each row belongs to; rows with equal keys form one series.",
-        typeConverter=TypeConverters.toString,
-    )
-    timeCol: Param[str] = Param(
-        Params._dummy(), "timeCol",
-        "Timestamp, date or numeric column that orders the rows of each series.",
-        typeConverter=TypeConverters.toString,
-    )
-    valueCols: Param[list[str]] = Param(
-        Params._dummy(), "valueCols",
-        "Numeric columns holding the F values of each time step, in this order.",
-        typeConverter=TypeConverters.toListString,
-    )
-    windowLength: Param[int] = Param(
-        Params._dummy(), "windowLength",
-        "Number of time steps T in each window (>= 1).",
-        typeConverter=TypeConverters.toInt,
-    )
-    step: Param[int] = Param(
-        Params._dummy(), "step",
-        "Rows between the starts of consecutive windows of a series (>= 1).",
-        typeConverter=TypeConverters.toInt,
-    )
-    horizon: Param[int] = Param(
-        Params._dummy(), "horizon",
-        "The label is read this many rows after a window's last step (>= 0); a window needs "
-        "that row to exist even without labelCol.",
-        typeConverter=TypeConverters.toInt,
-    )
-    labelCol: Param[str] = Param(
-        Params._dummy(), "labelCol",
-        "Optional numeric column whose value at row start + windowLength - 1 + horizon of the "
-        "series becomes the window's label. Unset: no label column.",
-        typeConverter=TypeConverters.toString,
-    )
-    outputLabelCol: Param[str] = Param(
-        Params._dummy(), "outputLabelCol",
-        "Output column holding each window's label (double), when labelCol is set.",
-        typeConverter=TypeConverters.toString,
-    )
-    maxRowsPerTask: Param[int] = Param(
-        Params._dummy(), "maxRowsPerTask",
-        "A series with more rows is cut into chunks of this many rows, so no task holds it "
-        "whole (>= windowLength + horizon).",
-        typeConverter=TypeConverters.toInt,
-    )
-    handleInvalid: Param[str] = Param(
-        Params._dummy(), "handleInvalid",
-        "What to do with null keys or times and null or NaN values or labels: 'skip' drops "
-        "them (and the windows holding them), 'error' raises, 'keep' keeps null keys as a "
-        "series, NaN values in windows and null labels.",
-        typeConverter=TypeConverters.toString,
-    )
 
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self._setDefault(step=1, horizon=0, outputCol="features", outputLabelCol="label",
-                         maxRowsPerTask=100_000, handleInvalid="skip")
-
-    def _get(self, param: Param) -> Any:
-        return self.getOrDefault(param) if self.isDefined(param) else None
-
-    def getKeyCol(self) -> str:
-        """Gets the value of keyCol."""
-        return self._get(self.keyCol)
-
-    def getTimeCol(self) -> str:
-        """Gets the value of timeCol."""
-        return self._get(self.timeCol)
-
-    def getValueCols(self) -> list[str]:
-        """Gets the value of valueCols."""
-        return self._get(self.valueCols)
-
-    def getWindowLength(self) -> int:
-        """Gets the value of windowLength."""
-        return self._get(self.windowLength)
-
-    def getStep(self) -> int:
-        """Gets the value of step or its default value."""
-        return self.getOrDefault(self.step)
-
-    def getHorizon(self) -> int:
-        """Gets the value of horizon or its default value."""
-        return self.getOrDefault(self.horizon)
-
-    def getLabelCol(self) -> str | None:
-        """Gets the value of labelCol, or None when unset."""
-        return self._get(self.labelCol)
-
-    def getOutputLabelCol(self) -> str:
-        """Gets the value of outputLabelCol or its default value."""
-        return self.getOrDefault(self.outputLabelCol)
-
-    def getMaxRowsPerTask(self) -> int:
-        """Gets the value of maxRowsPerTask or its default value."""
-        return self.getOrDefault(self.maxRowsPerTask)
-
-    def getHandleInvalid(self) -> str:
-        """Gets the value of handleInvalid or its default value."""
-        return self.getOrDefault(self.handleInvalid)
-
-
+@stage()
 class SequenceWindower(Transformer, _SequenceWindowerParams, DefaultParamsReadable,
                        DefaultParamsWritable):
     """Turns per-key time series into fixed-length windows, one output row per window.
@@ -209,25 +142,6 @@ class SequenceWindower(Transformer, _SequenceWindowerParams, DefaultParamsReadab
     [(0, [0.0, 1.0, 2.0], 30.0), (2, [2.0, 3.0, 4.0], 50.0)]
     """
 
-    @keyword_only
-    def __init__(self, *, keyCol: str | None = None, timeCol: str | None = None,
-                 valueCols: list[str] | None = None, windowLength: int | None = None,
-                 step: int = 1, horizon: int = 0, labelCol: str | None = None,
-                 outputCol: str = "features", outputLabelCol: str = "label",
-                 maxRowsPerTask: int = 100_000, handleInvalid: str = "skip") -> None:
-        super().__init__()
-        self.setParams(**self._input_kwargs)
-
-    @keyword_only
-    def setParams(self, *, keyCol: str | None = None, timeCol: str | None = None,
-                  valueCols: list[str] | None = None, windowLength: int | None = None,
-                  step: int = 1, horizon: int = 0, labelCol: str | None = None,
-                  outputCol: str = "features", outputLabelCol: str = "label",
-                  maxRowsPerTask: int = 100_000, handleInvalid: str = "skip"
-                  ) -> SequenceWindower:
-        """Sets params for this SequenceWindower."""
-        return self._set(**self._input_kwargs)
-
     # ------------------------------------------------------------------ driver: validation
     def _resolve(self, schema: StructType) -> _Plan:
         """Validate every Param against ``schema`` (no Spark job) into plain values."""
@@ -255,20 +169,10 @@ class SequenceWindower(Transformer, _SequenceWindowerParams, DefaultParamsReadab
         return _Plan(key, time, values, label, self.getHandleInvalid(), spec)
 
     def _check_ranges(self) -> None:
-        for name in ("keyCol", "timeCol", "valueCols", "windowLength"):
-            require(self._get(self.getParam(name)) is not None, _OWNER, name, "set", None)
-        t, step = self.getWindowLength(), self.getStep()
-        h, m = self.getHorizon(), self.getMaxRowsPerTask()
-        values = self.getValueCols()
-        require(len(values) > 0, _OWNER, "valueCols", "a non-empty list of column names", values)
-        require(t >= 1, _OWNER, "windowLength", "an int >= 1", t)
-        require(step >= 1, _OWNER, "step", "an int >= 1", step)
-        require(h >= 0, _OWNER, "horizon", "an int >= 0", h)
+        validate_params(self, _OWNER)
+        t, h, m = self.getWindowLength(), self.getHorizon(), self.getMaxRowsPerTask()
         require(m >= t + h, _OWNER, "maxRowsPerTask",
                 f"an int >= windowLength + horizon ({t + h})", m)
-        handle = self.getHandleInvalid()
-        require(handle in HANDLE_INVALID, _OWNER, "handleInvalid",
-                f"one of {list(HANDLE_INVALID)}", handle)
 
     def transformSchema(self, schema: StructType) -> StructType:
         """The output schema, from the input schema alone (validates the Params)."""

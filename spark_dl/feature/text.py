@@ -18,11 +18,9 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Sequence, TypeVar
+from typing import Any, Sequence
 
-from pyspark import keyword_only
 from pyspark.ml import Estimator, Model
-from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasInputCol, HasOutputCol
 from pyspark.ml.util import (
     DefaultParamsReadable,
@@ -40,7 +38,17 @@ from pyspark.sql.types import ArrayType, LongType, StringType, StructField, Stru
 
 from spark_dl import conf
 from spark_dl.feature._text_ids import NUM_RESERVED, PAD_ID, UNK_ID, IdsTask, ids_udf
-from spark_dl.validation import HANDLE_INVALID, check_column_exists, require
+from spark_dl.param_table import (
+    HANDLE_INVALID,
+    ParamSpec,
+    TableParams,
+    at_least,
+    declare,
+    one_of,
+    stage,
+    validate_params,
+)
+from spark_dl.validation import check_column_exists, require
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +60,6 @@ PAD_TOKEN, UNK_TOKEN = "<pad>", "<unk>"
 SIDES = ("post", "pre")
 
 _EST, _MODEL = "Vocabulary", "VocabularyModel"
-_P = TypeVar("_P", bound="_VocabularyParams")
 
 
 @dataclass(frozen=True)
@@ -67,100 +74,36 @@ class _Plan:
     handle: str
 
 
-class _VocabularyParams(HasInputCol, HasOutputCol):
+@declare(
+    ParamSpec("inputCol", default="tokens", model_setter=True),
+    ParamSpec("outputCol", default="ids", model_setter=True),
+    ParamSpec(
+        "vocabSize", "Maximum number of tokens the vocabulary keeps (>= 1): the most frequent "
+        "ones, ties broken by the token (UTF-8 byte order). The reserved padding and unknown "
+        "ids are not counted, so ids run from 0 to at most vocabSize + 1.", kind="int",
+        default=20_000, check=at_least(1)),
+    ParamSpec(
+        "minCount", "A token enters the vocabulary only if it occurs at least this many times "
+        "in the whole input column (>= 1).", kind="int", default=1, check=at_least(1)),
+    ParamSpec(
+        "sequenceLength", "Length of every output id array (>= 1): longer token arrays are "
+        "truncated, shorter ones padded with the padding id 0.", kind="int", default=128,
+        check=at_least(1), model_setter=True),
+    ParamSpec(
+        "padding", "Where short rows get their padding ids: 'post' (after the tokens) or "
+        "'pre' (before).", default="post", check=one_of(SIDES), model_setter=True),
+    ParamSpec(
+        "truncation", "Which tokens a long row loses: 'post' keeps the first sequenceLength "
+        "tokens, 'pre' keeps the last sequenceLength.", default="post", check=one_of(SIDES),
+        model_setter=True),
+    ParamSpec(
+        "handleInvalid", "What transform() does with a null token array: 'error' raises, "
+        "'skip' drops the row, 'keep' outputs an all-padding row. Null and empty tokens "
+        "inside an array are always dropped; fit() ignores null arrays.", default="error",
+        check=one_of(HANDLE_INVALID), model_setter=True),
+)
+class _VocabularyParams(TableParams, HasInputCol, HasOutputCol):
     """Params of :class:`Vocabulary`, shared with :class:`VocabularyModel`."""
-
-    vocabSize: Param[int] = Param(
-        Params._dummy(), "vocabSize",
-        "Maximum number of tokens the vocabulary keeps (>= 1): the most frequent ones, ties "
-        "broken by the token (UTF-8 byte order). The reserved padding and unknown ids are not "
-        "counted, so ids run from 0 to at most vocabSize + 1.",
-        typeConverter=TypeConverters.toInt,
-    )
-    minCount: Param[int] = Param(
-        Params._dummy(), "minCount",
-        "A token enters the vocabulary only if it occurs at least this many times in the "
-        "whole input column (>= 1).",
-        typeConverter=TypeConverters.toInt,
-    )
-    sequenceLength: Param[int] = Param(
-        Params._dummy(), "sequenceLength",
-        "Length of every output id array (>= 1): longer token arrays are truncated, shorter "
-        "ones padded with the padding id 0.",
-        typeConverter=TypeConverters.toInt,
-    )
-    padding: Param[str] = Param(
-        Params._dummy(), "padding",
-        "Where short rows get their padding ids: 'post' (after the tokens) or 'pre' (before).",
-        typeConverter=TypeConverters.toString,
-    )
-    truncation: Param[str] = Param(
-        Params._dummy(), "truncation",
-        "Which tokens a long row loses: 'post' keeps the first sequenceLength tokens, 'pre' "
-        "keeps the last sequenceLength.",
-        typeConverter=TypeConverters.toString,
-    )
-    handleInvalid: Param[str] = Param(
-        Params._dummy(), "handleInvalid",
-        "What transform() does with a null token array: 'error' raises, 'skip' drops the "
-        "row, 'keep' outputs an all-padding row. Null and empty tokens inside an array are "
-        "always dropped; fit() ignores null arrays.",
-        typeConverter=TypeConverters.toString,
-    )
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self._setDefault(inputCol="tokens", outputCol="ids", vocabSize=20_000, minCount=1,
-                         sequenceLength=128, padding="post", truncation="post",
-                         handleInvalid="error")
-
-    def getVocabSize(self) -> int:
-        """Gets the value of vocabSize or its default value."""
-        return self.getOrDefault(self.vocabSize)
-
-    def getMinCount(self) -> int:
-        """Gets the value of minCount or its default value."""
-        return self.getOrDefault(self.minCount)
-
-    def getSequenceLength(self) -> int:
-        """Gets the value of sequenceLength or its default value."""
-        return self.getOrDefault(self.sequenceLength)
-
-    def getPadding(self) -> str:
-        """Gets the value of padding or its default value."""
-        return self.getOrDefault(self.padding)
-
-    def getTruncation(self) -> str:
-        """Gets the value of truncation or its default value."""
-        return self.getOrDefault(self.truncation)
-
-    def getHandleInvalid(self) -> str:
-        """Gets the value of handleInvalid or its default value."""
-        return self.getOrDefault(self.handleInvalid)
-
-    def setInputCol(self: _P, value: str) -> _P:
-        """Sets the value of inputCol."""
-        return self._set(inputCol=value)
-
-    def setOutputCol(self: _P, value: str) -> _P:
-        """Sets the value of outputCol."""
-        return self._set(outputCol=value)
-
-    def setSequenceLength(self: _P, value: int) -> _P:
-        """Sets the value of sequenceLength."""
-        return self._set(sequenceLength=value)
-
-    def setPadding(self: _P, value: str) -> _P:
-        """Sets the value of padding."""
-        return self._set(padding=value)
-
-    def setTruncation(self: _P, value: str) -> _P:
-        """Sets the value of truncation."""
-        return self._set(truncation=value)
-
-    def setHandleInvalid(self: _P, value: str) -> _P:
-        """Sets the value of handleInvalid."""
-        return self._set(handleInvalid=value)
 
     # ------------------------------------------------------------------ driver: validation
     def _resolve(self, schema: StructType, owner: str) -> _Plan:
@@ -180,20 +123,13 @@ class _VocabularyParams(HasInputCol, HasOutputCol):
                      self.getTruncation() == "pre", self.getHandleInvalid())
 
     def _check_ranges(self, owner: str) -> None:
-        for name in ("vocabSize", "minCount", "sequenceLength"):
-            value = self.getOrDefault(self.getParam(name))
-            require(value >= 1, owner, name, "an int >= 1", value)
-        for name in ("padding", "truncation"):
-            value = self.getOrDefault(self.getParam(name))
-            require(value in SIDES, owner, name, f"one of {list(SIDES)}", value)
-        handle = self.getHandleInvalid()
-        require(handle in HANDLE_INVALID, owner, "handleInvalid",
-                f"one of {list(HANDLE_INVALID)}", handle)
+        validate_params(self, owner)
 
     def _output_schema(self, schema: StructType, plan: _Plan) -> StructType:
         return StructType([*schema.fields, StructField(plan.output, ArrayType(LongType()))])
 
 
+@stage()
 class Vocabulary(Estimator, _VocabularyParams, DefaultParamsReadable, DefaultParamsWritable):
     """Learns a token vocabulary; its model maps token arrays to fixed-length int64 id arrays.
 
@@ -232,30 +168,6 @@ class Vocabulary(Estimator, _VocabularyParams, DefaultParamsReadable, DefaultPar
     >>> [r.ids for r in model.transform(tokens).collect()]
     [[2, 3, 5, 0], [2, 4, 0, 0]]
     """
-
-    @keyword_only
-    def __init__(self, *, inputCol: str = "tokens", outputCol: str = "ids",
-                 vocabSize: int = 20_000, minCount: int = 1, sequenceLength: int = 128,
-                 padding: str = "post", truncation: str = "post",
-                 handleInvalid: str = "error") -> None:
-        super().__init__()
-        self.setParams(**self._input_kwargs)
-
-    @keyword_only
-    def setParams(self, *, inputCol: str = "tokens", outputCol: str = "ids",
-                  vocabSize: int = 20_000, minCount: int = 1, sequenceLength: int = 128,
-                  padding: str = "post", truncation: str = "post",
-                  handleInvalid: str = "error") -> Vocabulary:
-        """Sets params for this Vocabulary."""
-        return self._set(**self._input_kwargs)
-
-    def setVocabSize(self, value: int) -> Vocabulary:
-        """Sets the value of vocabSize."""
-        return self._set(vocabSize=value)
-
-    def setMinCount(self, value: int) -> Vocabulary:
-        """Sets the value of minCount."""
-        return self._set(minCount=value)
 
     def transformSchema(self, schema: StructType) -> StructType:
         """The schema the fitted model outputs, from the input schema alone."""
@@ -296,6 +208,7 @@ def _top_tokens_df(dataset: DataFrame, column: str, k: int, min_count: int) -> D
     return counts.orderBy(F.desc("count"), tok.asc()).limit(k)
 
 
+@stage(constructor=False, setters="model")
 class VocabularyModel(Model, _VocabularyParams, MLReadable, MLWritable):
     """Maps a token array column to fixed-length ``array<bigint>`` ids (see :class:`Vocabulary`).
 

@@ -10,27 +10,14 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from spark_dl.jobs.config import ConfigError
+from spark_dl.jobs.config import ConfigError, stage_kwargs
 from spark_dl.jobs.outputs import Evaluation, collect_columns
 
 
-def torch_params(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments for a torch estimator from the ``model`` and ``training`` sections."""
-    t = cfg["training"]
-    return {
-        "model": cfg["model"]["name"],
-        "modelParams": cfg["model"]["params"],
-        "maxEpochs": t["max_epochs"],
-        "batchSize": t["batch_size"],
-        "learningRate": t["learning_rate"],
-        "optimizer": t["optimizer"],
-        "numProcesses": t["num_processes"],
-        "localMode": t["local_mode"],
-        "validationFraction": t["validation_fraction"],
-        "earlyStoppingPatience": t["early_stopping_patience"],
-        "seed": t["seed"],
-        "checkpointDir": t["checkpoint_dir"],
-    }
+def torch_params(cfg: dict[str, Any], estimator: type) -> dict[str, Any]:
+    """Keyword arguments for ``estimator`` from the ``model`` and ``training`` sections:
+    every Param the config can set (see :func:`spark_dl.jobs.config.param_schema`)."""
+    return stage_kwargs(cfg, estimator)
 
 
 def require_columns(df: DataFrame, columns: list[str], key: str) -> None:

@@ -97,6 +97,40 @@ def Strings(default: list[str] | None = None) -> Field:
 Schema = dict[str, Any]  # name -> Field or nested Schema
 
 
+def param_schema(stage_class: type) -> Schema:
+    """The config keys of a stage's Params (rows with ``config``), with the Params' own
+    types, defaults and constraints: ``{"training": {"max_epochs": Field, ...}, ...}``."""
+    import json
+
+    from spark_dl.param_table import KINDS, UNSET, config_rows
+
+    out: Schema = {}
+    for spec in config_rows(stage_class):
+        section, key = str(spec.config).split(".")
+        default = None if spec.default is UNSET else spec.default
+        if spec.kind == "json":
+            default = json.loads(default or "{}")
+        check = spec.check
+        out.setdefault(section, {})[key] = Field(
+            KINDS[spec.kind].yaml_types, default, check=check.test if check else None,
+            expected=check.words if check else "")
+    return out
+
+
+def stage_kwargs(cfg: dict[str, Any], stage_class: type) -> dict[str, Any]:
+    """Keyword arguments for ``stage_class`` from the config keys :func:`param_schema` made
+    (keys left unset are left to the Params' defaults)."""
+    from spark_dl.param_table import config_rows
+
+    out: dict[str, Any] = {}
+    for spec in config_rows(stage_class):
+        section, key = str(spec.config).split(".")
+        value = cfg.get(section, {}).get(key)
+        if value is not None:
+            out[spec.name] = value
+    return out
+
+
 def validate(data: Any, schema: Schema, where: str) -> dict[str, Any]:
     """Check ``data`` against ``schema``; return it with every default filled in."""
     if data is None:

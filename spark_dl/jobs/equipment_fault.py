@@ -19,6 +19,8 @@ from spark_dl.jobs.outputs import Evaluation
 
 TASK = "anomaly"
 
+#: The estimator whose Params the config's model/training keys set.
+ESTIMATOR = TorchAnomalyDetector
 SCHEMA: Schema = {
     "data": {
         "rows": Int(100_000, minimum=10),
@@ -34,9 +36,7 @@ SCHEMA: Schema = {
                 "segment_rows": Int(2000, minimum=2)},
     "model": {"name": Str("autoencoder"),
               "params": Mapping({"kind": "dense", "hidden_layers": [32], "latent_dim": 6})},
-    "training": {"threshold_quantile": Float(0.97, low=0.0, high=1.0, open_low=True,
-                                             open_high=True),
-                 "exclude_labelled_faults": Bool(True)},
+    "training": {"exclude_labelled_faults": Bool(True)},
 }
 
 
@@ -89,10 +89,10 @@ def build_pipeline(cfg: dict[str, Any], train: DataFrame) -> Pipeline:
         stages.append(SQLTransformer(
             statement="SELECT *, CAST(label = 0 AS DOUBLE) AS normal_weight FROM __THIS__"))
         weight = "normal_weight"
-    params = torch_params(cfg)
+    params = torch_params(cfg, ESTIMATOR)
     stages.append(TorchAnomalyDetector(
         featuresCol="features", inputShape=[w["length"], len(d["value_cols"])],
-        thresholdQuantile=t["threshold_quantile"], weightCol=weight, **params))
+        weightCol=weight, **params))
     return Pipeline(stages=stages)
 
 

@@ -19,13 +19,15 @@ from spark_dl.jobs.common import (
     require_columns,
     torch_params,
 )
-from spark_dl.jobs.config import ConfigError, Field, Float, Int, Mapping, Schema, Str, Strings
+from spark_dl.jobs.config import ConfigError, Float, Int, Mapping, Schema, Str, Strings
 from spark_dl.jobs.outputs import Evaluation
 
 TASK = "binary"
 FEATURES = ["amount", "hour", "card_age_days", "distance_km", "num_tx_24h", "foreign", "online",
             "merchant_risk"]
 
+#: The estimator whose Params the config's model/training keys set.
+ESTIMATOR = TorchClassifier
 SCHEMA: Schema = {
     "data": {
         "rows": Int(200_000, minimum=10),
@@ -43,8 +45,6 @@ SCHEMA: Schema = {
     },
     "model": {"name": Str("mlp"), "params": Mapping({"hidden_layers": [64, 32],
                                                      "dropout": 0.1})},
-    "training": {"class_weights": Field((str, dict), "balanced",
-                                        expected="none, balanced or a mapping class -> weight")},
     "evaluation": {"precision_target": Float(0.5, low=0.0, high=1.0, open_low=True)},
 }
 
@@ -96,7 +96,7 @@ def build_pipeline(cfg: dict[str, Any], train: DataFrame) -> Pipeline:
         VectorAssembler(inputCols=inputs, outputCol="raw_features", handleInvalid="skip"),
         StandardScaler(inputCol="raw_features", outputCol="features", withMean=True),
         TorchClassifier(featuresCol="features", labelCol=d["label_col"],
-                        classWeights=cfg["training"]["class_weights"], **torch_params(cfg)),
+                        **torch_params(cfg, ESTIMATOR)),
     ])
 
 

@@ -31,6 +31,8 @@ def _ints(default: list[int]) -> Field:
         expected="a list of ints >= 1")
 
 
+#: The estimator whose Params the config's model/training keys set.
+ESTIMATOR = TorchClassifier
 SCHEMA: Schema = {
     "data": {
         "rows": Int(10_000, minimum=10),
@@ -107,7 +109,7 @@ def build_pipeline(cfg: dict[str, Any], train: DataFrame) -> Pipeline:
                              inputShape=d["input_shape"], inputLayout=d["input_layout"])
     stages.append(tensorizer)
     stages.append(TorchClassifier(featuresCol="features", labelCol=d["label_col"],
-                                  inputShape=list(tensorizer.outputShape), **torch_params(cfg)))
+                                  inputShape=list(tensorizer.outputShape), **torch_params(cfg, ESTIMATOR)))
     return Pipeline(stages=stages)
 
 

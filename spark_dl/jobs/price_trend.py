@@ -29,6 +29,8 @@ FROM __THIS__
 WINDOW w AS (PARTITION BY {key} ORDER BY {time})
 """
 
+#: The estimator whose Params the config's model/training keys set.
+ESTIMATOR = TorchClassifier
 SCHEMA: Schema = {
     "data": {
         "rows": Int(100_000, minimum=10),
@@ -85,7 +87,7 @@ def build_pipeline(cfg: dict[str, Any], train: DataFrame) -> Pipeline:
         SequenceWindower(keyCol=d["key_col"], timeCol=d["time_col"], valueCols=list(DAILY),
                          windowLength=length, labelCol=d["label_col"], outputLabelCol="label"),
         TorchClassifier(featuresCol="features", labelCol="label",
-                        inputShape=[length, len(DAILY)], **torch_params(cfg)),
+                        inputShape=[length, len(DAILY)], **torch_params(cfg, ESTIMATOR)),
     ])
 
 

@@ -28,11 +28,11 @@ from spark_dl.jobs.config import (
     Schema,
     Str,
     merge,
+    param_schema,
     read_yaml,
     set_override,
     validate,
 )
-from spark_dl.params import OPTIMIZERS
 
 PIPELINES = ("fraud_detection", "sentiment", "image_classification", "equipment_fault",
              "price_trend")
@@ -53,19 +53,6 @@ BASE_SCHEMA: Schema = {
         "seed": Int(0),
         "partitions": Int(None, minimum=1),
     },
-    "model": {"name": Str("mlp"), "params": Mapping()},
-    "training": {
-        "max_epochs": Int(5, minimum=1),
-        "batch_size": Int(256, minimum=1),
-        "learning_rate": Float(1e-3, low=0, open_low=True),
-        "optimizer": Str("adam", choices=OPTIMIZERS),
-        "num_processes": Int(1, minimum=1),
-        "local_mode": Bool(True),
-        "validation_fraction": Float(0.1, low=0.0, high=1.0, open_high=True),
-        "early_stopping_patience": Int(0, minimum=0),
-        "seed": Int(0),
-        "checkpoint_dir": Str(),
-    },
     "evaluation": {"test_fraction": Float(0.2, low=0.0, high=1.0, open_low=True,
                                           open_high=True)},
     "output": {"dir": Str(required=True), "report": Bool(True)},
@@ -79,6 +66,13 @@ def scenario(name: str) -> Any:
     return importlib.import_module(f"spark_dl.jobs.{name}")
 
 
+def schema(name: str) -> Schema:
+    """Pipeline ``name``'s config schema: the common keys, every Param of its estimator
+    (``model``/``training`` keys made from the Param table, same defaults) and its own."""
+    module = scenario(name)
+    return merge(merge(BASE_SCHEMA, param_schema(module.ESTIMATOR)), module.SCHEMA)
+
+
 def load(path: str, overrides: list[str] | None = None) -> dict[str, Any]:
     """Read, override and validate a job config; every default filled in."""
     raw = read_yaml(path)
@@ -88,7 +82,7 @@ def load(path: str, overrides: list[str] | None = None) -> dict[str, Any]:
     if name not in PIPELINES:
         raise ConfigError(f"{path}: 'pipeline' must be one of {list(PIPELINES)}. Got {name!r}.")
     try:
-        cfg = validate(raw, merge(BASE_SCHEMA, scenario(name).SCHEMA), "")
+        cfg = validate(raw, schema(name), "")
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     _check_data_path(cfg, path)

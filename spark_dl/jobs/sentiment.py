@@ -19,6 +19,8 @@ from spark_dl.jobs.outputs import Evaluation
 TASK = "binary"
 NETWORKS = ("lstm", "transformer")
 
+#: The estimator whose Params the config's model/training keys set.
+ESTIMATOR = TorchClassifier
 SCHEMA: Schema = {
     "data": {
         "rows": Int(20_000, minimum=10),
@@ -70,7 +72,7 @@ def split(df: DataFrame, cfg: dict[str, Any]) -> tuple[DataFrame, DataFrame]:
 def build_pipeline(cfg: dict[str, Any], train: DataFrame) -> Pipeline:
     """RegexTokenizer -> Vocabulary -> TorchClassifier over int64 token ids."""
     d, t = cfg["data"], cfg["text"]
-    params = dict(torch_params(cfg))
+    params = dict(torch_params(cfg, ESTIMATOR))
     # The vocabulary holds at most vocab_size tokens plus the reserved padding/unknown ids.
     params["modelParams"] = {"vocab_size": t["vocab_size"] + NUM_RESERVED,
                              **cfg["model"]["params"]}

@@ -4,8 +4,10 @@ error is the anomaly score."""
 from __future__ import annotations
 
 import logging
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import BooleanType, DoubleType, StructField
 
 from spark_dl.base import _TorchEstimator, _TorchModel
 from spark_dl.param_table import ParamSpec, TableParams, declare, in_range, stage
@@ -95,6 +97,10 @@ class TorchAnomalyDetectionModel(_TorchModel, _AnomalyParams):
     """
 
     _task = "reconstruction"
+
+    def _output_fields(self) -> list[StructField]:
+        return [StructField(self.getScoreCol(), DoubleType()),
+                StructField(self.getPredictionCol(), BooleanType())]
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         dataset, scored = self._scoring_column(dataset)

@@ -15,6 +15,7 @@ from pyspark.ml import Estimator, Model
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable, MLReadable, MLWritable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructField, StructType
 
 from spark_dl import conf
 from spark_dl.inputs import InputLayout, check_input_shape, check_network, resolve_layout
@@ -24,6 +25,7 @@ from spark_dl.params import _TorchStageParams, check_optimizer_params
 from spark_dl.training.preflight import check_cluster, check_driver_collect
 from spark_dl.persistence import TorchModelReader, TorchModelWriter, check_safetensors, digest
 from spark_dl.validation import (
+    FeatureInfo,
     check_features_column,
     check_numeric_column,
     check_stats,
@@ -341,20 +343,38 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
         """UDF fields this model's transform needs (classifiers override)."""
         return ()
 
+    def _check_input(self, schema: StructType) -> FeatureInfo:
+        """Validate the Params and the features column against ``schema`` (no job)."""
+        owner = type(self).__name__
+        validate_params(self, owner)
+        info = check_features_column(schema, self.getFeaturesCol(), owner)
+        if info.num_features is not None and info.num_features != self._num_features:
+            raise ValueError(
+                f"The 'featuresCol' column {info.column!r} declares {info.num_features} features "
+                f"but the model was trained on {self._num_features}."
+            )
+        return info
+
+    def _output_fields(self) -> list[StructField]:
+        """The columns ``transform`` adds or replaces (subclasses)."""
+        raise NotImplementedError
+
+    def transformSchema(self, schema: StructType) -> StructType:
+        """The output schema, from the input schema alone: validates the Params and the
+        features column, then adds (or replaces, in place) the output columns."""
+        self._check_input(schema)
+        added = {f.name: f for f in self._output_fields()}
+        fields = [added.pop(f.name, f) for f in schema.fields]
+        return StructType(fields + list(added.values()))
+
     def _scoring_column(self, dataset: DataFrame) -> tuple[DataFrame, Any]:
         """Validate the input, apply handleInvalid='skip', and return the UDF's output column."""
         from spark_dl.inference.scoring import ScoringTask
         from spark_dl.inference.udf import scoring_udf
 
         owner = type(self).__name__
-        validate_params(self, owner)
+        info = self._check_input(dataset.schema)
         handle = self.getHandleInvalid()
-        info = check_features_column(dataset.schema, self.getFeaturesCol(), owner)
-        if info.num_features is not None and info.num_features != self._num_features:
-            raise ValueError(
-                f"The 'featuresCol' column {info.column!r} declares {info.num_features} features "
-                f"but the model was trained on {self._num_features}."
-            )
         feats = features_as_float_array(info.column, info.kind)
         if handle == "skip":
             dataset = dataset.filter(

@@ -6,9 +6,11 @@ import json
 from typing import Any
 
 from pyspark.ml.functions import array_to_vector
+from pyspark.ml.linalg import VectorUDT
 from pyspark.ml.param.shared import HasProbabilityCol, HasRawPredictionCol
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import DoubleType, StructField
 
 from spark_dl.base import _tmp_col, _TorchEstimator, _TorchModel
 from spark_dl.param_table import ParamSpec, TableParams, declare, stage, to_json_object
@@ -117,6 +119,10 @@ class TorchClassificationModel(_TorchModel, _TorchClassifierParams):
 
     def _outputs(self) -> tuple[str, ...]:
         return tuple(self._output_cols()) or ("pred",)
+
+    def _output_fields(self) -> list[StructField]:
+        types = {"raw": VectorUDT(), "prob": VectorUDT(), "pred": DoubleType()}
+        return [StructField(col, types[field]) for field, col in self._output_cols().items()]
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         dataset, scored = self._scoring_column(dataset)

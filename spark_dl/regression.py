@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pyspark.sql import DataFrame
+from pyspark.sql.types import DoubleType, StructField
 
 from spark_dl.base import _TorchEstimator, _TorchModel
 from spark_dl.param_table import stage
@@ -36,6 +37,9 @@ class TorchRegressionModel(_TorchModel):
     """A fitted :class:`TorchRegressor`; ``transform`` adds ``prediction`` (double)."""
 
     _task = "regression"
+
+    def _output_fields(self) -> list[StructField]:
+        return [StructField(self.getPredictionCol(), DoubleType())]
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         dataset, scored = self._scoring_column(dataset)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pyspark.ml import Transformer
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
+from pyspark.sql.types import StructType
 
 from spark_dl.param_table import ParamSpec, TableParams, at_least, declare, stage, validate_params
 from spark_dl.skew.profile import PartitionStats, partition_stats
@@ -40,6 +41,11 @@ class Rebalancer(Transformer, TableParams, DefaultParamsReadable, DefaultParamsW
     --------
     >>> even = Rebalancer(numPartitions=8).transform(skewed_df)
     """
+
+    def transformSchema(self, schema: StructType) -> StructType:
+        """Rows move between partitions; the schema is unchanged (validates the Params)."""
+        validate_params(self)
+        return schema
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         validate_params(self)

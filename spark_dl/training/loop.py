@@ -28,14 +28,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from spark_dl.inputs import InputLayout
+from spark_dl.params import OPTIMIZERS
 
 from spark_dl.training import checkpoint
 
-_OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "sgd": torch.optim.SGD,
-}
 
 
 def make_optimizer(
@@ -43,7 +39,7 @@ def make_optimizer(
 ) -> torch.optim.Optimizer:
     """Build the optimizer named by the ``optimizer`` Param with ``optimizerParams``."""
     try:
-        return _OPTIMIZERS[name.lower()](params, lr=lr, **extra)
+        return getattr(torch.optim, OPTIMIZERS[name.lower()])(params, lr=lr, **extra)
     except TypeError as exc:
         raise ValueError(
             f"The 'optimizerParams' {extra} do not fit optimizer {name!r}: {exc}"

@@ -29,7 +29,7 @@ test: $(STAMP)
 
 ## Run the benchmarks (minutes; not part of the tests).
 bench: $(STAMP)
-	$(PY) bench/scoring.py
+	$(PY) -m bench.scoring
 
 clean:
 	rm -rf $(VENV) build *.egg-info

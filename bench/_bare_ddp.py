@@ -10,7 +10,6 @@ its first optimizer step and its per-epoch seconds.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 

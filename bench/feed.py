@@ -15,7 +15,7 @@ Interleaved rounds in an order shuffled every round (seeded), median of per-roun
 Targets: ours/pyspark >= 10x (the loader pyspark ships), and ours/hand >= 0.9 (spark_dl's
 feed adds no cost over the best hand-written one; it cannot be much faster).
 
-    .venv/bin/python bench/feed.py [--rows 200000] [--features 64] [--batch 256] [--rounds 5]
+    .venv/bin/python -m bench.feed [--rows 200000] [--features 64] [--batch 256] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import torch
+
+from bench.harness import Row
 
 TARGET = 10.0
 TARGET_HAND = 0.9
@@ -184,6 +186,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ok = med["ratio"] >= TARGET and med["ratio_hand"] >= TARGET_HAND
     return {"rounds": counted, "median": med, "target": TARGET, "target_hand": TARGET_HAND,
             "pass": ok}
+
+
+def rows(r: dict[str, Any]) -> list[Row]:
+    """The result rows of :func:`main`'s results (see :class:`bench.harness.Row`)."""
+    m = r["median"]
+    return [Row("feed", "ours/pyspark rows/s", f"{m['ratio']:.1f}", f">= {r['target']}",
+                m["ratio"] >= r["target"]),
+            Row("feed", "ours/hand-written rows/s", f"{m['ratio_hand']:.2f}",
+                f">= {r['target_hand']}", m["ratio_hand"] >= r["target_hand"])]
 
 
 if __name__ == "__main__":

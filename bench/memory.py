@@ -29,13 +29,13 @@ more pass over the data). ``spark.dl.inference.batchSize`` is 4096 (its default)
 ``spark.sql.execution.arrow.maxRecordsPerBatch`` is left at Spark's default (10000);
 both are read back from the session and reported.
 
-**Measure.** ``bench/skew.py``'s sampler: a thread polls ``/proc/<pid>/status`` (``VmHWM``,
+**Measure.** ``bench/memsample.py``'s sampler: a thread polls ``/proc/<pid>/status`` (``VmHWM``,
 the kernel's peak RSS) of every ``pyspark.daemon`` process below the child's driver every
 50 ms; the figure is the largest peak of any single forked Python worker. Nothing runs in
 a job's session before the measured job, so its workers start with it. A fourth fresh
 session per round measures the worker floors, cumulatively in the same workers: idle (an
 identity ``mapInArrow``: pyarrow imported), then ``import torch`` (which both approaches
-need), then pandas (an identity ``mapInPandas``, ``bench/skew.py``'s baseline). In round
+need), then pandas (an identity ``mapInPandas``, ``bench/memsample.py``'s baseline). In round
 1, after the sampler has stopped, each job counts its predictions and sums them (ours and
 ``predict_batch_udf`` must agree) and reports which of pandas and torch its workers
 imported. The jobs run in ``--rounds`` (3) rounds, the order reversed every other round;
@@ -44,7 +44,7 @@ the report gives medians (min, max) of each peak and of the per-round ratios.
 **Targets.** ``max(peak(ours_1) / peak(ours_many), peak(ours_many) / peak(ours_1)) <= 1.2``,
 and ``peak(ours_1) / peak(pbu_1) <= 0.7``.
 
-Run ``python bench/memory.py`` (``--help`` for sizes). ``--smoke`` runs tiny sizes (4,000
+Run ``python -m bench.memory`` (``--help`` for sizes). ``--smoke`` runs tiny sizes (4,000
 rows, 5 partitions, one round) in the current SparkSession, with no subprocesses and
 reused workers, so its figures mean nothing; it asserts correctness: every job scored
 every row, ours and ``predict_batch_udf`` predict the same classes, the partition counts
@@ -64,12 +64,9 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, NamedTuple
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from scoring import BATCH_SIZE, NUM_FEATURES, fit_model, get_spark, noop_write  # noqa: E402
-from scoring import predict_batch_column  # noqa: E402
-from skew import MEM_TAG, WorkerMemory, run_tagged, summarize, worker_baseline  # noqa: E402
-from skew import get_spark as child_spark  # noqa: E402
+from bench.harness import Row, get_spark, noop_write, summarize
+from bench.memsample import MEM_TAG, WorkerMemory, run_tagged, worker_baseline
+from bench.scoring import BATCH_SIZE, NUM_FEATURES, fit_model, predict_batch_column
 
 HIDDEN = [32]
 JOBS = ("ours_1", "ours_many", "pbu_1")
@@ -238,7 +235,7 @@ def worker_modules(spark: Any) -> list[str]:
 
 def floor_job(spark: Any) -> dict[str, Any]:
     """Worker floors, cumulative in the same workers: idle (an identity ``mapInArrow``:
-    pyarrow), then torch imported, then pandas imported (``bench/skew.py``'s baseline)."""
+    pyarrow), then torch imported, then pandas imported (``bench/memsample.py``'s baseline)."""
     sampler = WorkerMemory(os.getpid())
     sampler.start()
 
@@ -267,7 +264,7 @@ def floor_job(spark: Any) -> dict[str, Any]:
 
 def child(job: str, data: str, model_path: str, check: bool) -> dict[str, Any]:
     """In a fresh process and SparkSession: :func:`score_job` or :func:`floor_job`."""
-    spark, _ = child_spark(f"spark_dl-bench-memory-{job}")
+    spark, _ = get_spark(f"spark_dl-bench-memory-{job}")
     try:
         if job == "floor":
             return floor_job(spark)
@@ -278,7 +275,7 @@ def child(job: str, data: str, model_path: str, check: bool) -> dict[str, Any]:
 
 def run_child(cfg: Config, job: str, prep: dict[str, Any], check: bool) -> dict[str, Any]:
     """Run :func:`child` for ``job`` in a subprocess and return what it printed."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", job, "--data", prep["data"],
+    cmd = [sys.executable, "-m", "bench.memory", "--child", job, "--data", prep["data"],
            "--model", prep["model"]]
     if check:
         cmd.append("--check")
@@ -430,6 +427,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return {"config": cfg._asdict(), "settings": settings, "input": prep, "rounds": rounds,
             "summary": s, "median": {k: v["median"] for k, v in s.items()},
             "targets": targets, "pass": all(t["pass"] for t in targets)}
+
+
+def rows(r: dict[str, Any]) -> list[Row]:
+    """The result rows of :func:`main`'s results (see :class:`bench.harness.Row`)."""
+    return [Row("memory", t["measure"], f"{t['measured']:.2f}", f"<= {t['target']}", t["pass"])
+            for t in r["targets"]]
 
 
 if __name__ == "__main__":

@@ -10,22 +10,20 @@
 Interleaved rounds in an order shuffled every round (seeded), median of per-round ratios
 of wall time.
 
-    .venv/bin/python bench/partitions.py [--rows 400000] [--rounds 5]
+    .venv/bin/python -m bench.partitions [--rows 400000] [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
 import time
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from scoring import fit_model, get_spark, make_data, noop_write  # noqa: E402
+from bench.harness import Row, get_spark, noop_write
+from bench.scoring import fit_model, make_data
 
 TARGET = 1.2
 
@@ -86,6 +84,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"{'PASS' if ok else 'FAIL'}")
     print(f"t({args.many}, auto)/t(2) median {med['ratio_auto']:.2f}")
     return {"rounds": counted, "median": med, "target": TARGET, "pass": ok}
+
+
+def rows(r: dict[str, Any]) -> list[Row]:
+    """The result rows of :func:`main`'s results (see :class:`bench.harness.Row`)."""
+    return [Row("partitions", "t(200 tasks)/t(2)", f"{r['median']['ratio']:.2f}",
+                f"<= {r['target']}", r["pass"]),
+            Row("partitions", "t(200, rebalance=auto)/t(2)", f"{r['median']['ratio_auto']:.2f}",
+                "-", None)]
 
 
 if __name__ == "__main__":

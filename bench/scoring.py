@@ -27,7 +27,7 @@ rounds, in an order shuffled afresh each round (seeded); one warm-up round is no
 counted, and the report gives medians across rounds of each method's rows/s and of the
 per-round ratios.
 
-Run ``python bench/scoring.py`` (``--help`` for sizes); ``--smoke`` runs one tiny round
+Run ``python -m bench.scoring`` (``--help`` for sizes); ``--smoke`` runs one tiny round
 and checks that every method returned every row and that ours, (a) and (b) agree.
 ``main(argv)`` returns the results.
 """
@@ -35,14 +35,13 @@ and checks that every method returned every row and that ours, (a) and (b) agree
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
-import time
 from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 import pyarrow as pa
+
+from bench.harness import Row, get_spark, interleave, noop_write
 
 NUM_FEATURES = 64  # of the MLP cases
 BATCH_SIZE = 4096
@@ -118,30 +117,6 @@ def parse_args(argv: list[str] | None) -> Config:
 
 
 # ---------------------------------------------------------------------- Spark and data
-def get_spark(app: str = "spark_dl-bench-scoring") -> tuple[Any, bool]:
-    """The active SparkSession, or a new loopback ``local[2]`` one: ``(spark, created)``."""
-    from pyspark.sql import SparkSession
-
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active, False
-    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    spark = (
-        SparkSession.builder.master("local[2]")
-        .appName(app)
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.memory", "4g")
-        .getOrCreate()
-    )
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark, True
-
-
 def make_data(spark: Any, rows: int, partitions: int, seed: int = 0,
               width: int = NUM_FEATURES) -> Any:
     """A cached, counted DataFrame: ``features`` array<float>[width] of standard normal
@@ -190,11 +165,6 @@ def fit_model(df: Any, hidden: list[int] | None = None, case: ModelCase | None =
 
 
 # ---------------------------------------------------------------------- the four methods
-def noop_write(df: Any) -> None:
-    """Evaluate every column of ``df`` without keeping the result."""
-    df.write.format("noop").mode("overwrite").save()
-
-
 def torch_loop(module: Any, X: np.ndarray, batch_size: int) -> np.ndarray:
     """Method (a): logits, softmax and argmax per batch in this process; the predictions."""
     import torch
@@ -314,32 +284,13 @@ def runners(case: Case) -> dict[str, Callable[[], None]]:
     }
 
 
-def timed(fn: Callable[[], None]) -> float:
-    """Wall-clock seconds of one call."""
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def run_rounds(case: Case, rounds: int, warmup: int) -> list[dict[str, float]]:
-    """Interleaved rounds; each holds rows/s per method and the ours/x ratios."""
-    import random
-
-    run = runners(case)
-    out = []
-    order = random.Random(f"{case.name}/{case.kind}")
-    for i in range(warmup + rounds):
-        methods = list(METHODS)
-        order.shuffle(methods)  # no method always runs first, or right after another
-        seconds = {m: timed(run[m]) for m in methods}
-        rps = {m: case.rows / seconds[m] for m in METHODS}
-        ratios = {f"ours/{m}": rps["ours"] / rps[m] for m in ("a", "b", "c")}
-        if i >= warmup:
-            out.append({**rps, **ratios})
-        tag = "warm-up" if i < warmup else f"round {i - warmup + 1}"
-        print(f"  {case.name}/{case.kind} {tag} (order {','.join(methods)}): "
-              + ", ".join(f"{k} {v:,.0f}" for k, v in rps.items()) + " rows/s", flush=True)
-    return out
+    """Interleaved rounds (:func:`bench.harness.interleave`); each holds rows/s per method
+    and the ours/x ratios of that round."""
+    ratios = {f"ours/{m}": (m, "ours") for m in ("a", "b", "c")}  # secs[m] / secs[ours]
+    per_round, _ = interleave(runners(case), rounds, warmup, f"{case.name}/{case.kind}", ratios)
+    return [{**{m: case.rows / r[m] for m in METHODS}, **{k: r[k] for k in ratios}}
+            for r in per_round]
 
 
 def check_counts(case: Case) -> dict[str, Any]:
@@ -464,6 +415,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print("\n" + header(cfg) + "\n")
     print(format_table(models, targets))
     return {"config": cfg._asdict(), "models": models, "targets": targets}
+
+
+def rows(r: dict[str, Any]) -> list[Row]:
+    """The result rows of :func:`main`'s results (see :class:`bench.harness.Row`)."""
+    return [Row(f"scoring/{t['model']}", t["ratio"], f"{t['measured']:.2f}", f">= {t['target']}",
+                t["pass"]) for t in r["targets"]]
 
 
 if __name__ == "__main__":

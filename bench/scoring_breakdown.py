@@ -19,22 +19,20 @@ and, in the driver, the Python-side steps per 10000-row Arrow batch: the library
 ``features_matrix``, forward pass and whole ``score_array`` (one thread), (a)'s loop (two
 threads), and (b)'s pandas conversions.
 
-Run ``python bench/scoring_breakdown.py`` (``--help`` for sizes).
+Run ``python -m bench.scoring_breakdown`` (``--help`` for sizes).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 from typing import Any, Callable, Iterator
 
 import numpy as np
 import pyarrow as pa  # module level: arrow_udf resolves the type hints in these globals
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import scoring as sb  # noqa: E402  (bench/scoring.py)
+from bench import harness
+from bench import scoring as sb
 
 VARIANTS = ("scan", "c", "const", "const_vec", "ours_struct", "ours", "b_const", "b")
 ARROW_BATCH = 10000  # spark.sql.execution.arrow.maxRecordsPerBatch default
@@ -91,8 +89,8 @@ def variant_runners(case: sb.Case) -> dict[str, Callable[[], None]]:
         "b_const": df.withColumn("s", bconst("features")),
         "b": df.withColumn("s", case.udf("features")),
     }
-    run = {name: (lambda p=plan: sb.noop_write(p)) for name, plan in plans.items()}
-    run["ours"] = lambda: sb.noop_write(case.model.transform(df))
+    run = {name: (lambda p=plan: harness.noop_write(p)) for name, plan in plans.items()}
+    run["ours"] = lambda: harness.noop_write(case.model.transform(df))
     return run
 
 
@@ -101,7 +99,7 @@ def spark_breakdown(case: sb.Case, rounds: int) -> dict[str, dict[str, float]]:
     run = variant_runners(case)
     secs: dict[str, list[float]] = {v: [] for v in VARIANTS}
     for i in range(1 + rounds):
-        got = {v: sb.timed(run[v]) for v in VARIANTS}
+        got = {v: harness.timed(run[v]) for v in VARIANTS}
         print(f"  {'warm-up' if i == 0 else f'round {i}'}: "
               + ", ".join(f"{v} {t:.2f}s" for v, t in got.items()), flush=True)
         if i:
@@ -169,7 +167,7 @@ def driver_breakdown(case: sb.Case) -> dict[str, float]:
     per, out = 100_000 / len(col), {}
     for name, (threads, fn) in steps.items():
         torch.set_num_threads(threads)
-        out[name] = min(sb.timed(fn) for _ in range(3)) * per
+        out[name] = min(harness.timed(fn) for _ in range(3)) * per
     return out
 
 
@@ -195,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--partitions", type=int, default=4)
     p.add_argument("--models", nargs="+", choices=sb.MODELS, default=list(sb.MODELS))
     args = p.parse_args(argv)
-    spark, created = sb.get_spark()
+    spark, created = harness.get_spark()
     spark.conf.set("spark.dl.inference.batchSize", str(sb.BATCH_SIZE))
     results, reports = {}, []
     try:

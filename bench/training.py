@@ -9,7 +9,7 @@ bare, then bare then ours, ...), medians of per-round ratios.
 - start-up: seconds from ``fit()`` (or the torchrun launch) to the first optimizer step;
   target ours/bare <= 1.5, with ours broken down from ``model.trainingTimings``.
 
-    .venv/bin/python bench/training.py [--rows 200000] [--epochs 4] [--batch 256] [--rounds 3]
+    .venv/bin/python -m bench.training [--rows 200000] [--epochs 4] [--batch 256] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import tempfile
 import time
 from typing import Any
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+from bench.harness import Row, get_spark
+from bench.scoring import NUM_FEATURES, make_data
 
-from scoring import NUM_FEATURES, get_spark, make_data  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 TARGETS = {"throughput": 0.9, "startup": 1.5}
 
@@ -119,6 +119,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"\nrows={args.rows:,} epochs={args.epochs} batch={args.batch} processes=2 "
           f"rounds={len(counted)}" + (" (smoke)" if args.smoke else ""))
     return {"rounds": counted, **report(counted)}
+
+
+def rows(r: dict[str, Any]) -> list[Row]:
+    """The result rows of :func:`main`'s results (see :class:`bench.harness.Row`)."""
+    m = r["median"]
+    return [Row("training", "throughput ours/bare", f"{m['throughput_ratio']:.2f}", ">= 0.9",
+                m["throughput_ratio"] >= 0.9),
+            Row("training", "start-up ours/bare", f"{m['startup_ratio']:.2f}", "<= 1.5",
+                m["startup_ratio"] <= 1.5)]
 
 
 if __name__ == "__main__":

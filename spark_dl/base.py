@@ -12,19 +12,29 @@ from typing import TYPE_CHECKING, Any, Sequence
 from urllib.parse import urlparse
 
 from pyspark.ml import Estimator, Model
-from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable, MLReadable, MLWritable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
 
-from spark_dl import conf
+from spark_dl import compat, conf
 from spark_dl.inputs import InputLayout, check_input_shape, check_network, resolve_layout
 from spark_dl.model_spec import ModelSpec
 from spark_dl.param_table import validate_params
 from spark_dl.params import _TorchStageParams, check_optimizer_params
+from spark_dl.skew.policy import before_scoring
 from spark_dl.training.preflight import check_cluster, check_driver_collect
-from spark_dl.persistence import TorchModelReader, TorchModelWriter, check_safetensors, digest
+from spark_dl.errors import UnsafeModelError
+from spark_dl.persistence import (
+    WEIGHTS_FORMAT,
+    Persistable,
+    StageReader,
+    check_safetensors,
+    digest,
+    torch_parts,
+    write_weights,
+)
 from spark_dl.validation import (
+    DataStats,
     FeatureInfo,
     check_features_column,
     check_numeric_column,
@@ -42,7 +52,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, DefaultParamsWritable):
+class _TorchEstimator(Estimator, _TorchStageParams, Persistable):
     """Fits a torch network on a DataFrame through TorchDistributor (see subclasses)."""
 
     _task: str = ""
@@ -81,9 +91,9 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
 
     def _check_processes(self, spark: SparkSession, owner: str) -> None:
         from spark_dl import conf
-        from spark_dl.training.distributor import check_pyspark, wait_for_slots
+        from spark_dl.training.distributor import wait_for_slots
 
-        check_pyspark()
+        compat.check_pyspark()
         n = self.getNumProcesses()
         if self.getUseGpu() and self.getLocalMode():
             import torch
@@ -126,26 +136,48 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
 
     # ------------------------------------------------------------------ fit
     def _fit(self, dataset: DataFrame) -> _TorchModel:
-        from spark_dl.training.data import prepare
+        """prepare (validate, one stats job, network check) -> launch -> build the model."""
         from spark_dl.training.distributor import launch
 
-        spark, owner = dataset.sparkSession, type(self).__name__
         fit_started = time.time()
+        spark = dataset.sparkSession
         self._check_params(spark)
-        schema = dataset.schema
+        prepared, stats, layout, num_outputs = self._prepare(dataset)
+        stats_done = time.time()
+        plan = self._train_plan(spark, layout.size, num_outputs, layout, stats)
+        logger.info("%s: training on %d rows (%d for validation) with %d process(es)",
+                    type(self).__name__, stats.rows, stats.val_rows, self.getNumProcesses())
+        result = launch(
+            spark, prepared, plan, stats.rows_per_partition,
+            num_processes=self.getNumProcesses(), local_mode=self.getLocalMode(),
+            use_gpu=self.getUseGpu(), max_attempts=self._max_attempts(spark),
+            resume=self.getResume(),
+        )
+        model = self._model_class()._from_parts(
+            result["weights"], layout.size, num_outputs, result["history"], layout
+        )
+        model._rows_per_rank = list(result.get("rows_per_rank", []))
+        model._timings = {"fit_started": fit_started, "data_checked": stats_done,
+                          **result.get("timings", {}), "fit_finished": time.time()}
+        self._copyValues(model)
+        return model
+
+    def _prepare(self, dataset: DataFrame) -> tuple[DataFrame, DataStats, InputLayout, int]:
+        """Check the columns (schema only), project the training frame, gather its stats in
+        one job and check them, resolve the input layout and run the network once on zeros.
+        Returns the prepared (weighted) frame, its stats, the layout and the output width."""
+        from spark_dl.training.data import prepare
+
+        owner, schema = type(self).__name__, dataset.schema
         info = check_features_column(schema, self.getFeaturesCol(), owner)
-        label_col = self._label_col()
+        label_col, weight_col = self._label_col(), self._weight_col()
         if label_col is not None:
             check_numeric_column(schema, label_col, "labelCol", owner)
-        weight_col = self._weight_col()
         if weight_col:
             check_numeric_column(schema, weight_col, "weightCol", owner)
-        prepared = prepare(
-            dataset, features_as_float_array(info.column, info.kind), label_col,
-            weight_col, self.getValidationFraction(), self.getSeed(),
-        )
+        prepared = prepare(dataset, features_as_float_array(info.column, info.kind), label_col,
+                           weight_col, self.getValidationFraction(), self.getSeed())
         stats = collect_stats(prepared)
-        stats_done = time.time()
         num_features, num_outputs = check_stats(
             stats, owner=owner, features_col=info.column, label_col=label_col or "",
             weight_col=weight_col, declared_features=info.num_features,
@@ -160,27 +192,10 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
         if info.kind == "ids":
             check_token_ids(stats, info.column, self.getModelParams().get("vocab_size"))
         self._check_network(layout, num_outputs, owner)
-        prepared = self._weighted(prepared, num_outputs)
         if self.getLocalMode():
-            check_driver_collect(stats.rows, num_features, conf.max_result_size(spark),
-                                 owner=owner)
-        plan = self._train_plan(spark, num_features, num_outputs, layout, stats)
-        logger.info("%s: training on %d rows (%d for validation) with %d process(es)",
-                    owner, stats.rows, stats.val_rows, self.getNumProcesses())
-        result = launch(
-            spark, prepared, plan, stats.rows_per_partition,
-            num_processes=self.getNumProcesses(), local_mode=self.getLocalMode(),
-            use_gpu=self.getUseGpu(), max_attempts=self._max_attempts(spark),
-            resume=self.getResume(),
-        )
-        model = self._model_class()._from_parts(
-            result["weights"], num_features, num_outputs, result["history"], layout
-        )
-        model._rows_per_rank = list(result.get("rows_per_rank", []))
-        model._timings = {"fit_started": fit_started, "data_checked": stats_done,
-                          **result.get("timings", {}), "fit_finished": time.time()}
-        self._copyValues(model)
-        return model
+            check_driver_collect(stats.rows, num_features,
+                                 conf.max_result_size(dataset.sparkSession), owner=owner)
+        return self._weighted(prepared, num_outputs), stats, layout, num_outputs
 
     #: Params that do not change what a fit computes, so a resume may change them.
     _NOT_IN_FINGERPRINT = frozenset({
@@ -245,7 +260,7 @@ class _TorchEstimator(Estimator, _TorchStageParams, DefaultParamsReadable, Defau
         )
 
 
-class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
+class _TorchModel(Model, _TorchStageParams, Persistable):
     """A fitted torch network that scores DataFrames with an Arrow UDF (see subclasses)."""
 
     _task: str = ""
@@ -259,6 +274,7 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
         self._module: Any = None
         self._bc: Any = None
         self._sha: str | None = None
+        self._saved_spec: ModelSpec | None = None  # the network a loaded model was checked as
         self._timings: dict[str, float] = {}
         self._rows_per_rank: list[dict[str, int]] = []
         self._layout = InputLayout((0,))
@@ -334,9 +350,7 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
 
     # ------------------------------------------------------------------ scoring
     def _broadcast(self, spark: SparkSession) -> Any:
-        sc = spark.sparkContext
-        if self._bc is None or self._bc[0] is not sc._jsc:
-            self._bc = (sc._jsc, sc.broadcast(self._weights))
+        self._bc = compat.broadcast(spark, self._weights, self._bc)
         return self._bc[1]
 
     def _outputs(self) -> tuple[str, ...]:
@@ -382,7 +396,7 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
                 & ~F.exists(feats, lambda x: x.isNull() | F.isnan(x))
             )
         spark = dataset.sparkSession
-        dataset = self._maybe_rebalance(dataset, owner)
+        dataset = before_scoring(dataset, self.getRebalance(), owner)
         threads = conf.get_int(spark, conf.INFERENCE_THREADS) or conf.task_cpus(spark)
         task = ScoringTask(
             key=f"{self._digest()}:{self.getModel()}:{self.getOrDefault(self.modelParams)}",
@@ -395,30 +409,6 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
         )
         return dataset, scoring_udf(task, conf.get_str(spark, conf.UDF_KIND))(feats)
 
-    def _maybe_rebalance(self, dataset: DataFrame, owner: str) -> DataFrame:
-        """Apply the ``rebalance`` Param: even out lopsided partitions before scoring."""
-        from spark_dl.skew import partition_stats, rebalance
-
-        mode = self.getRebalance()
-        if mode == "never":
-            return dataset
-        stats = partition_stats(dataset)
-        threshold = conf.get_float(dataset.sparkSession, conf.SKEW_RATIO)
-        if mode == "always" or stats.max_over_mean > threshold:
-            logger.info("%s: rebalancing %d rows over %d partitions (max/mean %.2f)", owner,
-                        stats.rows, stats.num_partitions, stats.max_over_mean)
-            return rebalance(dataset, stats=stats)
-        # Many small partitions: merge neighbours (no shuffle), keeping every task slot busy.
-        min_rows = max(1, conf.get_int(dataset.sparkSession, conf.MIN_ROWS_PER_TASK))
-        slots = dataset.sparkSession.sparkContext.defaultParallelism
-        target = max(slots, -(-stats.rows // min_rows))
-        if stats.num_partitions > 2 * target:
-            logger.info("%s: coalescing %d partitions of %d rows on average into %d", owner,
-                        stats.num_partitions, stats.rows // max(stats.num_partitions, 1),
-                        target)
-            return dataset.coalesce(target)
-        return dataset
-
     # ------------------------------------------------------------------ persistence
     def _extra_metadata(self) -> dict[str, Any]:
         """Fitted values a subclass saves beside the Params (JSON-serializable)."""
@@ -427,14 +417,29 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
     def _load_extra_metadata(self, metadata: dict[str, Any]) -> None:
         """Restore what :meth:`_extra_metadata` saved."""
 
-    def write(self) -> TorchModelWriter:
-        """Returns an MLWriter for this model (metadata JSON + safetensors weights)."""
-        return TorchModelWriter(self)
+    def _metadata(self) -> dict[str, Any]:
+        return {"numFeatures": self.numFeatures, "numOutputs": self._num_outputs,
+                "history": self.history, "weightsFormat": WEIGHTS_FORMAT,
+                "weightsSha256": self._digest(), "inputLayout": self._layout.to_dict(),
+                **self._extra_metadata()}
+
+    def _save_data(self, spark: Any, path: str) -> None:
+        write_weights(spark, path, self._weights, self._digest())
 
     @classmethod
-    def read(cls) -> TorchModelReader:
-        """Returns an MLReader for this model class."""
-        return TorchModelReader(cls)
+    def _from_saved(cls, reader: StageReader, path: str, metadata: dict[str, Any]) -> Any:
+        parts = torch_parts(reader, path, metadata)
+        instance = cls._from_parts(parts["weights"], parts["num_features"],
+                                   parts["num_outputs"], parts["history"], parts["layout"])
+        instance._saved_spec = parts["spec"]
+        instance._load_extra_metadata(metadata)
+        return instance
+
+    def _check_loaded(self, path: str, metadata: dict[str, Any]) -> None:
+        if ModelSpec(self.getModel(), self.getModelParams()) != self._saved_spec:
+            raise UnsafeModelError(  # the checks before loading must have seen this network
+                f"The metadata at {path!r} describes its network inconsistently; refusing it.")
+        self._check_weights()
 
     @classmethod
     def load(cls, path: str, allowedModules: Sequence[str] = ()) -> Any:
@@ -450,7 +455,7 @@ class _TorchModel(Model, _TorchStageParams, MLReadable, MLWritable):
             ``spark.dl.load.allowedModules``. Importing a module runs its code: allow only
             code you trust.
         """
-        return TorchModelReader(cls, allowedModules).load(path)
+        return StageReader(cls, allowedModules).load(path)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(uid={self.uid}, model={self.getModel()!r}, "

@@ -15,6 +15,7 @@ import sys
 from typing import Any
 from urllib.parse import urlparse
 
+from spark_dl.compat import HadoopFS, read_text_lines
 from spark_dl.jobs.config import ConfigError
 
 FORMATS = ("parquet", "csv", "json", "orc", "table")
@@ -115,7 +116,7 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _session(master: str, verbose: bool) -> Any:
-    from spark_dl.jobs.runner import spark_session
+    from spark_dl.jobs.session import spark_session
 
     return spark_session("spark-dl-score", master, {}, verbose)
 
@@ -130,13 +131,12 @@ def load_model(spark: Any, path: str) -> Any:
     """
     import importlib
 
-    from spark_dl.fs import HadoopFS
     from spark_dl.persistence import recover
 
-    fs = HadoopFS(spark.sparkContext, path.rstrip("/"))
+    fs = HadoopFS(spark, path.rstrip("/"))
     path = recover(fs, path.rstrip("/"))
     try:
-        text = spark.sparkContext.textFile(f"{path}/metadata").first()
+        text = read_text_lines(spark, f"{path}/metadata")[0]
         cls_name = json.loads(text)["class"]
     except Exception:
         raise ConfigError(f"--model {path!r} is not a saved model: it has no readable "
@@ -162,7 +162,7 @@ def _metadata_classes(spark: Any, fs: Any, path: str) -> list[str]:
     PipelineModel's stages, nested pipelines, a tuning model's best model, at any depth."""
     classes = []
     for folder in fs.metadata_dirs(path):
-        for text in spark.sparkContext.textFile(folder).collect():
+        for text in read_text_lines(spark, folder):
             if text.strip():
                 classes.append(json.loads(text)["class"])
     return classes

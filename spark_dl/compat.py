@@ -1,6 +1,10 @@
-"""Differences between the pyspark releases spark_dl supports, in one place.
+"""The one adapter to everything beyond the DataFrame API, and to pyspark's versions.
 
-Every branch on the pyspark version lives here, with the Spark change that needs it.
+Every branch on the pyspark version lives here, with the Spark change that needs it, and
+so does every classic-only or private call: ``sparkContext``, ``_jsc``/``_jvm``, ``rdd``,
+broadcast variables, the JVM Hadoop FileSystem, TorchDistributor's private DataFrame
+entry point and ``toArrow``/``_collect_as_arrow``. The rest of the library calls these
+functions, so serving Spark Connect (which has none of them) is a change to this module.
 """
 
 from __future__ import annotations
@@ -9,7 +13,22 @@ from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
+
+MIN_PYSPARK = (3, 5)
+
+
+def check_pyspark() -> None:
+    """TorchDistributor's DataFrame input (``_train_on_dataframe``) arrived in Spark 3.5."""
+    import pyspark
+
+    version = tuple(int(p) for p in pyspark.__version__.split(".")[:2])
+    if version < MIN_PYSPARK:
+        raise RuntimeError(
+            f"spark_dl needs pyspark >= {'.'.join(map(str, MIN_PYSPARK))} for TorchDistributor "
+            f"training. Found {pyspark.__version__}."
+        )
+
 
 #: Values of the ``spark.dl.udf.kind`` conf.
 UDF_KINDS = ("auto", "arrow", "pandas")
@@ -54,3 +73,124 @@ def collect_arrow(df: DataFrame) -> pa.Table:
         return df.toArrow()
     batches = df._collect_as_arrow()  # pyspark 3.5
     return pa.Table.from_batches(batches, schema=batches[0].schema) if batches else pa.table({})
+
+
+# ---------------------------------------------------------------------- session type
+def is_connect(spark: Any) -> bool:
+    """Whether ``spark`` is a Spark Connect session (no SparkContext, no JVM)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def active_session() -> SparkSession:
+    """The active SparkSession, or the default one (as pyspark's readers and writers)."""
+    from pyspark.sql import SparkSession
+
+    return SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+
+
+# ---------------------------------------------------------------------- classic only
+def default_parallelism(spark: Any) -> int:
+    """``SparkContext.defaultParallelism``: the task slots Spark plans with."""
+    return int(spark.sparkContext.defaultParallelism)
+
+
+def num_partitions(df: DataFrame) -> int:
+    """How many partitions ``df`` has (``df.rdd.getNumPartitions()``)."""
+    return int(df.rdd.getNumPartitions())
+
+
+def max_concurrent_tasks(spark: Any) -> int | None:
+    """Spark's own count of tasks the cluster can run at once with the default resource
+    profile (it divides each executor's cores by ``spark.task.cpus``); None where the
+    private JVM call is unavailable."""
+    try:
+        jsc = spark.sparkContext._jsc.sc()
+        profile = jsc.resourceProfileManager().defaultResourceProfile()
+        return int(jsc.maxNumConcurrentTasks(profile))
+    except Exception:  # noqa: BLE001 - private JVM API
+        return None
+
+
+def broadcast(spark: Any, value: Any, cached: tuple[Any, Any] | None) -> tuple[Any, Any]:
+    """A broadcast of ``value`` as ``(owner, handle)``; ``cached`` (an earlier result) is
+    reused while it belongs to the same running SparkContext."""
+    sc = spark.sparkContext
+    if cached is not None and cached[0] is sc._jsc:
+        return cached
+    return sc._jsc, sc.broadcast(value)
+
+
+def set_log_level(spark: Any, level: str) -> None:
+    """``SparkContext.setLogLevel``."""
+    spark.sparkContext.setLogLevel(level)
+
+
+def read_text_lines(spark: Any, path: str) -> list[str]:
+    """Every line of the text files at ``path`` (a file or folder, any Hadoop filesystem)."""
+    return [str(line) for line in spark.sparkContext.textFile(path).collect()]
+
+
+def train_on_dataframe(distributor: Any, fn: Callable[..., Any], df: DataFrame,
+                       *args: Any) -> Any:
+    """Run ``fn(*args)`` in TorchDistributor's barrier tasks with ``df``'s partitions as the
+    ranks' input (the private entry point behind ``TorchDistributor.train_on_dataframe``)."""
+    return distributor._train_on_dataframe(fn, df, *args)
+
+
+def save_metadata(instance: Any, path: str, spark: Any, extra: dict[str, Any]) -> None:
+    """Spark's ``DefaultParamsWriter`` metadata JSON (class, uid, Params, ``extra``)."""
+    from pyspark.ml.util import DefaultParamsWriter
+
+    DefaultParamsWriter.saveMetadata(instance, path, spark.sparkContext, extraMetadata=extra)
+
+
+def load_metadata(path: str, spark: Any) -> dict[str, Any]:
+    """What :func:`save_metadata` wrote."""
+    from pyspark.ml.util import DefaultParamsReader
+
+    return dict(DefaultParamsReader.loadMetadata(path, spark.sparkContext))
+
+
+class HadoopFS:
+    """The Hadoop FileSystem that owns ``path``, from the driver, for any path Spark can
+    write (resolved through the session's Hadoop configuration).
+
+    Used for atomic saves (write beside, then rename into place). Renames are atomic on
+    HDFS and local filesystems; on object stores without atomic rename (S3A) a crash during
+    the final rename can still leave a partial directory, which the loader then reports.
+    """
+
+    def __init__(self, spark: Any, path: str) -> None:
+        sc = spark.sparkContext
+        self._jvm = sc._jvm
+        self._conf = sc._jsc.hadoopConfiguration()
+        self._fs = self._path(path).getFileSystem(self._conf)
+
+    def _path(self, path: str) -> Any:
+        return self._jvm.org.apache.hadoop.fs.Path(path)
+
+    def exists(self, path: str) -> bool:
+        return bool(self._fs.exists(self._path(path)))
+
+    def rename(self, src: str, dst: str) -> None:
+        if not self._fs.rename(self._path(src), self._path(dst)):
+            raise OSError(f"Could not rename {src!r} to {dst!r}.")
+
+    def delete(self, path: str) -> None:
+        self._fs.delete(self._path(path), True)
+
+    def metadata_dirs(self, root: str) -> list[str]:
+        """Every directory named ``metadata`` below ``root`` (recursively), as paths."""
+        found = set()
+        files = self._fs.listFiles(self._path(root), True)
+        while files.hasNext():
+            parent = files.next().getPath().getParent()
+            if parent.getName() == "metadata":
+                found.add(parent.toString())
+        return sorted(found)
+
+    def siblings(self, pattern: str) -> list[str]:
+        """Paths matching a glob ``pattern``, sorted by modification time (oldest first)."""
+        statuses = self._fs.globStatus(self._path(pattern)) or []
+        found = [(s.getModificationTime(), s.getPath().toString()) for s in statuses]
+        return [p for _, p in sorted(found)]

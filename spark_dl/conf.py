@@ -62,9 +62,24 @@ def task_cpus(spark: Any) -> int:
 
 def max_result_size(spark: Any) -> int:
     """``spark.driver.maxResultSize`` in bytes (0 means unlimited)."""
-    raw = spark.conf.get("spark.driver.maxResultSize", "1g")
-    jvm = spark.sparkContext._jvm
-    return int(jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(raw))
+    return byte_string_as_bytes(spark.conf.get("spark.driver.maxResultSize", "1g"),
+                                "spark.driver.maxResultSize")
+
+
+_BYTE_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "m": 2**20, "mb": 2**20,
+               "g": 2**30, "gb": 2**30, "t": 2**40, "tb": 2**40, "p": 2**50, "pb": 2**50}
+
+
+def byte_string_as_bytes(raw: str, key: str) -> int:
+    """A Spark size string ("1g", "512m", "100") in bytes, as Spark's
+    ``JavaUtils.byteStringAsBytes`` reads it (binary multiples, no unit = bytes)."""
+    import re
+
+    match = re.fullmatch(r"\s*(-?\d+)\s*([a-z]*)\s*", raw.lower())
+    if not match or match.group(2) not in _BYTE_UNITS:
+        raise ValueError(f"Spark conf {key!r} must be a size such as '1g' or '512m'. "
+                         f"Got {raw!r}.")
+    return int(match.group(1)) * _BYTE_UNITS[match.group(2)]
 
 
 def get_float(spark: Any, setting: tuple[str, float]) -> float:

@@ -1,6 +1,16 @@
-"""Saving and loading fitted torch models: Spark JSON metadata plus a safetensors payload.
+"""Saving and loading every spark_dl stage: one atomic writer, one checked reader.
 
-Layout under ``path``::
+Every stage mixes in :class:`Persistable` and says what it saves through four hooks (in
+the spirit of pyspark's ``CoreModelReadWrite``): ``_metadata`` (values saved beside the
+Params in Spark's JSON metadata), ``_save_data`` (a ``data/`` folder, if any),
+``_from_saved`` (build the instance from them, checking them first) and ``_check_loaded``
+(after the Params and uid are restored). :class:`StageWriter` writes Spark's
+``DefaultParamsWriter`` metadata and the data atomically; :class:`StageReader` recovers
+from an interrupted overwrite, checks the class, and restores the uid and the Params, as
+pyspark's own readers do. Stages without fitted state (estimators, transformers) use the
+hooks' defaults.
+
+A fitted torch model's layout under ``path``::
 
     metadata/   Spark's DefaultParamsWriter JSON: class, Params (the network's name and
                 JSON keyword arguments among them), numFeatures, numOutputs, history,
@@ -32,10 +42,10 @@ import logging
 import uuid
 from typing import Any, Callable, Sequence
 
-from pyspark.ml.util import DefaultParamsReader, DefaultParamsWriter, MLReader, MLWriter
+from pyspark.ml.util import DefaultParamsReader, MLReadable, MLReader, MLWritable, MLWriter
 
+from spark_dl.compat import HadoopFS, active_session, load_metadata, save_metadata
 from spark_dl.errors import UnsafeModelError
-from spark_dl.fs import HadoopFS
 from spark_dl.inputs import InputLayout
 from spark_dl.model_spec import ModelSpec
 
@@ -49,7 +59,7 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def replace_atomically(sc: Any, path: str, write: Callable[[str], None], *,
+def replace_atomically(spark: Any, path: str, write: Callable[[str], None], *,
                        overwrite: bool) -> None:
     """Run ``write(tmp)`` into ``<path>.tmp-<id>``, then rename it to ``path``.
 
@@ -59,7 +69,7 @@ def replace_atomically(sc: Any, path: str, write: Callable[[str], None], *,
     the old one sits at ``<path>.old-<id>``: :func:`recover` (used by spark_dl's readers,
     :func:`load_atomic` and ``spark-dl score``) finds it.
     """
-    fs = HadoopFS(sc, path)
+    fs = HadoopFS(spark, path)
     if fs.exists(path) and not overwrite:
         raise FileExistsError(
             f"Path {path} already exists. Use model.write().overwrite().save(path) (or "
@@ -94,25 +104,18 @@ def save_atomic(stage: Any, path: str, *, overwrite: bool = False) -> None:
     >>> save_atomic(pipeline_model, "hdfs:///models/fraud", overwrite=True)  # doctest: +SKIP
     >>> model = load_atomic(PipelineModel, "hdfs:///models/fraud")  # doctest: +SKIP
     """
-    replace_atomically(_spark_context(), path, lambda tmp: stage.write().save(tmp),
+    replace_atomically(active_session(), path, lambda tmp: stage.write().save(tmp),
                        overwrite=overwrite)
 
 
 def load_atomic(cls: Any, path: str) -> Any:
     """``cls.load(path)``, or the previous version an interrupted :func:`save_atomic` left
     beside ``path``."""
-    return cls.load(recover(HadoopFS(_spark_context(), path), path))
+    return cls.load(recover(HadoopFS(active_session(), path), path))
 
 
-def _spark_context() -> Any:
-    from pyspark.sql import SparkSession
-
-    spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
-    return spark.sparkContext
-
-
-class TorchModelWriter(MLWriter):
-    """Writes a fitted torch model (see module docstring for the layout)."""
+class StageWriter(MLWriter):
+    """Writes a :class:`Persistable` stage: metadata JSON, then its data, atomically."""
 
     def __init__(self, instance: Any) -> None:
         super().__init__()
@@ -120,70 +123,95 @@ class TorchModelWriter(MLWriter):
 
     def save(self, path: str) -> None:
         """Write to a temporary sibling, then rename into place (see :func:`replace_atomically`)."""
-        replace_atomically(self.sc, path, self.saveImpl, overwrite=self.shouldOverwrite)
+        replace_atomically(self.sparkSession, path, self.saveImpl,
+                           overwrite=self.shouldOverwrite)
 
     def saveImpl(self, path: str) -> None:
-        inst = self.instance
-        extra = {
-            "numFeatures": inst.numFeatures,
-            "numOutputs": inst._num_outputs,
-            "history": inst.history,
-            "weightsFormat": WEIGHTS_FORMAT,
-            "weightsSha256": inst._digest(),
-            "inputLayout": inst._layout.to_dict(),
-            **inst._extra_metadata(),
-        }
-        DefaultParamsWriter.saveMetadata(inst, path, self.sc, extraMetadata=extra)
-        spark = self.sparkSession
-        rows = [(WEIGHTS_FORMAT, inst._digest(), bytearray(inst._weights))]
-        spark.createDataFrame(rows, "format string, sha256 string, payload binary").coalesce(
-            1
-        ).write.parquet(f"{path}/data")
+        save_metadata(self.instance, path, self.sparkSession, self.instance._metadata())
+        self.instance._save_data(self.sparkSession, f"{path}/data")
 
 
-class TorchModelReader(MLReader):
-    """Reads what :class:`TorchModelWriter` wrote, refusing anything that could run code."""
+class StageReader(MLReader):
+    """Reads what :class:`StageWriter` wrote: recovers an interrupted overwrite, checks the
+    class, lets the stage check and rebuild its state, restores uid and Params."""
 
     def __init__(self, cls: type, allowed_modules: Sequence[str] = ()) -> None:
         super().__init__()
         self.cls = cls
         self.allowed = list(allowed_modules)
 
-    def allowModules(self, modules: Sequence[str]) -> TorchModelReader:
-        """Also allow these modules (or ``module:Class`` entries) as the saved network."""
+    def allowModules(self, modules: Sequence[str]) -> StageReader:
+        """Also allow these modules (or ``module:Class`` entries) as a saved network."""
         self.allowed.extend(modules)
         return self
 
     def load(self, path: str) -> Any:
-        from spark_dl import conf
-
-        path = recover(HadoopFS(self.sc, path), path)
-        metadata = DefaultParamsReader.loadMetadata(path, self.sc)
+        path = recover(HadoopFS(self.sparkSession, path), path)
+        metadata = load_metadata(path, self.sparkSession)
         expected = f"{self.cls.__module__}.{self.cls.__name__}"
         if metadata["class"] != expected:
             raise ValueError(f"{path!r} holds a {metadata['class']}, not a {expected}.")
-        # Params left at their defaults are saved apart (defaultParamMap); both are set on
-        # the instance below, so both decide the network that is checked here.
-        params = {**(metadata.get("defaultParamMap") or {}), **metadata["paramMap"]}
-        spec = ModelSpec(params.get("model", "mlp"), json.loads(params.get("modelParams", "{}")))
-        spec.check_loadable(self.allowed + conf.allowed_modules(self.sparkSession))
-        spec.resolve()  # refuses anything but an nn.Module subclass, before touching weights
-        weights = read_weights(self.sparkSession, path, metadata.get("weightsSha256"))
-        num_features = int(metadata["numFeatures"])
-        num_outputs = int(metadata["numOutputs"])
-        layout = InputLayout.from_dict(metadata.get("inputLayout"), num_features)
-        _check_before_building(spec, layout.injected(num_outputs), weights, f"{path}/data")
-        instance = self.cls._from_parts(
-            weights, num_features, num_outputs, list(metadata.get("history") or []), layout,
-        )
-        instance._load_extra_metadata(metadata)
+        instance = self.cls._from_saved(self, path, metadata)
         instance._resetUid(metadata["uid"])  # as pyspark's own readers: the uid survives
         DefaultParamsReader.getAndSetParams(instance, metadata)
-        if ModelSpec(instance.getModel(), instance.getModelParams()) != spec:
-            raise UnsafeModelError(  # the checks above must have seen the network it builds
-                f"The metadata at {path!r} describes its network inconsistently; refusing it.")
-        instance._check_weights()
+        instance._check_loaded(path, metadata)
         return instance
+
+
+class Persistable(MLReadable, MLWritable):
+    """``write()``/``read()`` through :class:`StageWriter`/:class:`StageReader`, and the
+    hooks a stage overrides to save fitted state."""
+
+    def write(self) -> StageWriter:
+        """Returns an MLWriter for this stage (atomic: written beside, renamed into place)."""
+        return StageWriter(self)
+
+    @classmethod
+    def read(cls) -> StageReader:
+        """Returns an MLReader for this stage class."""
+        return StageReader(cls)
+
+    def _metadata(self) -> dict[str, Any]:
+        """Fitted values saved beside the Params (JSON-serializable)."""
+        return {}
+
+    def _save_data(self, spark: Any, path: str) -> None:
+        """Write fitted state that does not belong in JSON to ``path`` (the data folder)."""
+
+    @classmethod
+    def _from_saved(cls, reader: StageReader, path: str, metadata: dict[str, Any]) -> Any:
+        """A new instance holding the saved state, checked before anything is built."""
+        return cls()
+
+    def _check_loaded(self, path: str, metadata: dict[str, Any]) -> None:
+        """Checks once the Params are restored."""
+
+
+def torch_parts(reader: StageReader, path: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """The checked parts of a saved torch model, refusing anything that could run code:
+    the network is allowed before it is imported, the weights are safetensors with the
+    recorded SHA-256, and their header fits the network built on ``meta``."""
+    from spark_dl import conf
+
+    # Params left at their defaults are saved apart (defaultParamMap); both are set on the
+    # instance later, so both decide the network that is checked here.
+    params = {**(metadata.get("defaultParamMap") or {}), **metadata["paramMap"]}
+    spec = ModelSpec(params.get("model", "mlp"), json.loads(params.get("modelParams", "{}")))
+    spec.check_loadable(reader.allowed + conf.allowed_modules(reader.sparkSession))
+    spec.resolve()  # refuses anything but an nn.Module subclass, before touching weights
+    weights = read_weights(reader.sparkSession, path, metadata.get("weightsSha256"))
+    num_features, num_outputs = int(metadata["numFeatures"]), int(metadata["numOutputs"])
+    layout = InputLayout.from_dict(metadata.get("inputLayout"), num_features)
+    _check_before_building(spec, layout.injected(num_outputs), weights, f"{path}/data")
+    return {"weights": weights, "num_features": num_features, "num_outputs": num_outputs,
+            "history": list(metadata.get("history") or []), "layout": layout, "spec": spec}
+
+
+def write_weights(spark: Any, path: str, weights: bytes, sha: str) -> None:
+    """One parquet row under ``path``: format, SHA-256 and the safetensors bytes."""
+    rows = [(WEIGHTS_FORMAT, sha, bytearray(weights))]
+    spark.createDataFrame(rows, "format string, sha256 string, payload binary").coalesce(
+        1).write.parquet(path)
 
 
 def _check_before_building(spec: ModelSpec, injected: dict[str, Any], weights: bytes,

@@ -15,6 +15,8 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
+from spark_dl.compat import default_parallelism
+
 #: A block maker: ``(rng, block) -> pandas.DataFrame`` of the block's rows.
 BlockFn = Callable[[np.random.Generator, dict[str, Any]], pd.DataFrame]
 
@@ -29,7 +31,7 @@ def generate(spark: SparkSession, blocks: list[dict[str, Any]], make: BlockFn, s
         raise ValueError("A dataset needs at least one block of rows.")
     rows = [{**b, "id": i} for i, b in enumerate(blocks)]
     keys = sorted(rows[0])
-    n = partitions or max(1, min(len(rows), spark.sparkContext.defaultParallelism * 4))
+    n = partitions or max(1, min(len(rows), default_parallelism(spark) * 4))
     frame = spark.createDataFrame([[int(r[k]) for k in keys] for r in rows],
                                   ", ".join(f"{k} long" for k in keys)).repartition(n)
     out_schema = StructType.fromDDL(schema)

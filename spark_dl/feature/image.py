@@ -14,7 +14,6 @@ from typing import Callable
 import pandas as pd
 from pyspark.ml import Transformer
 from pyspark.ml.param.shared import HasInputCol, HasOutputCol
-from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
@@ -40,6 +39,7 @@ from spark_dl.param_table import (
     stage,
     validate_params,
 )
+from spark_dl.persistence import Persistable
 from spark_dl.validation import check_column_exists, require
 
 #: Fields (and types) that make a struct column a Spark image (``ImageSchema.columnSchema``).
@@ -97,8 +97,7 @@ class _ImageTensorizerParams(TableParams, HasInputCol, HasOutputCol):
 
 
 @stage()
-class ImageTensorizer(Transformer, _ImageTensorizerParams, DefaultParamsReadable,
-                      DefaultParamsWritable):
+class ImageTensorizer(Transformer, _ImageTensorizerParams, Persistable):
     """Turns images into normalized float tensors, flattened in (C, H, W) order.
 
     ``inputCol`` may hold any of three kinds, told apart by its type on the driver:

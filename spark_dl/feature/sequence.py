@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from pyspark.ml import Transformer
 from pyspark.ml.param.shared import HasOutputCol
-from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
@@ -40,6 +39,8 @@ from spark_dl.param_table import (
     stage,
     validate_params,
 )
+from spark_dl.persistence import Persistable
+from spark_dl.skew.rows import local_index, offset_of, partition_offsets
 from spark_dl.validation import check_column_exists, check_numeric_column, require
 
 WINDOW_START, WINDOW_END = "windowStart", "windowEnd"
@@ -93,8 +94,7 @@ class _SequenceWindowerParams(TableParams, HasOutputCol):
 
 
 @stage()
-class SequenceWindower(Transformer, _SequenceWindowerParams, DefaultParamsReadable,
-                       DefaultParamsWritable):
+class SequenceWindower(Transformer, _SequenceWindowerParams, Persistable):
     """Turns per-key time series into fixed-length windows, one output row per window.
 
     Within each key the rows are sorted by ``timeCol``; a window is ``windowLength`` (T)
@@ -251,20 +251,14 @@ def _sorted_rows(df: DataFrame, plan: _Plan) -> DataFrame:
 
 def _with_positions(rows: DataFrame) -> DataFrame:
     """Add ``_pos``, each row's index within its key, without gathering a key in one task."""
-    pid = F.spark_partition_id()
-    local = F.monotonically_increasing_id() - F.shiftleft(pid.cast("long"), 33)
     # Spark's range partitioner samples with a seed tied to the RDD id, so every
     # re-evaluation of the sort may split partitions differently. Materialize the sorted,
     # numbered rows once (a local checkpoint on the executors) so the counting job, the
     # per-key minimum and the windowing all see the same partitions.
-    numbered = rows.select("*", pid.alias("_p"), local.alias("_l")).localCheckpoint(eager=True)
+    numbered = rows.select("*", F.spark_partition_id().alias("_p"),
+                           local_index().alias("_l")).localCheckpoint(eager=True)
     counts = {int(r["_p"]): int(r["count"]) for r in numbered.groupBy("_p").count().collect()}
-    offsets, acc = [], 0
-    for p in range(max(counts, default=-1) + 1):
-        offsets.append(acc)
-        acc += counts.get(p, 0)
-    offset = F.element_at(F.array(*[F.lit(o).cast("long") for o in offsets or [0]]),
-                          F.col("_p") + 1)
+    offset = offset_of(partition_offsets(counts), F.col("_p"))
     indexed = numbered.select(*rows.columns, (offset + F.col("_l")).alias("_gid"))
     firsts = indexed.groupBy(F.col("_k").alias("_fk")).agg(F.min("_gid").alias("_first"))
     joined = indexed.join(F.broadcast(firsts), F.col("_k").eqNullSafe(F.col("_fk")))

@@ -22,22 +22,13 @@ from typing import Any, Sequence
 
 from pyspark.ml import Estimator, Model
 from pyspark.ml.param.shared import HasInputCol, HasOutputCol
-from pyspark.ml.util import (
-    DefaultParamsReadable,
-    DefaultParamsReader,
-    DefaultParamsWritable,
-    DefaultParamsWriter,
-    MLReadable,
-    MLReader,
-    MLWritable,
-    MLWriter,
-)
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, LongType, StringType, StructField, StructType
 
-from spark_dl import conf
+from spark_dl import compat, conf
 from spark_dl.feature._text_ids import NUM_RESERVED, PAD_ID, UNK_ID, IdsTask, ids_udf
+from spark_dl.persistence import Persistable
 from spark_dl.param_table import (
     HANDLE_INVALID,
     ParamSpec,
@@ -130,7 +121,7 @@ class _VocabularyParams(TableParams, HasInputCol, HasOutputCol):
 
 
 @stage()
-class Vocabulary(Estimator, _VocabularyParams, DefaultParamsReadable, DefaultParamsWritable):
+class Vocabulary(Estimator, _VocabularyParams, Persistable):
     """Learns a token vocabulary; its model maps token arrays to fixed-length int64 id arrays.
 
     ``inputCol`` holds ``array<string>`` tokens, such as the output of Spark's ``Tokenizer``
@@ -209,7 +200,7 @@ def _top_tokens_df(dataset: DataFrame, column: str, k: int, min_count: int) -> D
 
 
 @stage(constructor=False, setters="model")
-class VocabularyModel(Model, _VocabularyParams, MLReadable, MLWritable):
+class VocabularyModel(Model, _VocabularyParams, Persistable):
     """Maps a token array column to fixed-length ``array<bigint>`` ids (see :class:`Vocabulary`).
 
     ``vocabulary`` lists the learned tokens in id order (token ``i`` has id ``i + 2``);
@@ -292,7 +283,7 @@ class VocabularyModel(Model, _VocabularyParams, MLReadable, MLWritable):
         tokens = F.col(plan.input)
         if plan.handle == "skip":
             dataset = dataset.where(tokens.isNotNull())
-        broadcast = dataset.sparkSession.sparkContext.broadcast(self._vocabulary)
+        _, broadcast = compat.broadcast(dataset.sparkSession, self._vocabulary, None)
         task = IdsTask(_digest(self._vocabulary), broadcast, plan.length, plan.pre_pad,
                        plan.pre_truncate)
         ids = ids_udf(task, conf.get_str(dataset.sparkSession, conf.UDF_KIND))(tokens)
@@ -304,14 +295,29 @@ class VocabularyModel(Model, _VocabularyParams, MLReadable, MLWritable):
             ids = F.when(tokens.isNull(), F.raise_error(F.lit(msg))).otherwise(ids)
         return dataset.withColumn(plan.output, ids)
 
-    def write(self) -> MLWriter:
-        """Writer of Spark JSON metadata plus a parquet file of ``(id, token)`` rows."""
-        return VocabularyModelWriter(self)
+    def _metadata(self) -> dict[str, Any]:
+        return {"numTokens": len(self._vocabulary), "vocabularySha256": _digest(self._vocabulary)}
+
+    def _save_data(self, spark: Any, path: str) -> None:
+        rows = [(i + NUM_RESERVED, t) for i, t in enumerate(self._vocabulary)]
+        spark.createDataFrame(rows, "id long, token string").coalesce(1).write.parquet(path)
 
     @classmethod
-    def read(cls) -> MLReader:
-        """Reader of what :meth:`write` saved."""
-        return VocabularyModelReader(cls)
+    def _from_saved(cls, reader: Any, path: str, metadata: dict[str, Any]) -> VocabularyModel:
+        """The saved vocabulary, checked: ids without gaps, the count and the SHA-256."""
+        rows = reader.sparkSession.read.parquet(f"{path}/data").orderBy("id").collect()
+        vocab = [r["token"] for r in rows]
+        ids = [r["id"] for r in rows]
+        if (ids != list(range(NUM_RESERVED, NUM_RESERVED + len(rows)))
+                or len(vocab) != metadata.get("numTokens")
+                or _digest(vocab) != metadata.get("vocabularySha256")):
+            raise ValueError(
+                f"The vocabulary at {path}/data does not match its metadata ({len(vocab)} "
+                f"rows, {metadata.get('numTokens')} expected, ids must run from "
+                f"{NUM_RESERVED} without gaps, SHA-256 must match): the files were modified "
+                "or corrupted. Save the model again."
+            )
+        return cls._create(vocab)
 
     def __repr__(self) -> str:
         return f"{_MODEL}: uid={self.uid}, numIds={self.numIds}"
@@ -325,47 +331,3 @@ def _preview(tokens: list[Any], n: int = 5) -> str:
 def _digest(vocabulary: Sequence[str]) -> str:
     text = json.dumps(list(vocabulary), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-# ---------------------------------------------------------------------- persistence
-class VocabularyModelWriter(MLWriter):
-    """Writes ``metadata/`` (Spark JSON: Params, numTokens, vocabularySha256) and ``data/``."""
-
-    def __init__(self, instance: VocabularyModel) -> None:
-        super().__init__()
-        self.instance = instance
-
-    def saveImpl(self, path: str) -> None:
-        vocab = self.instance._vocabulary
-        extra = {"numTokens": len(vocab), "vocabularySha256": _digest(vocab)}
-        DefaultParamsWriter.saveMetadata(self.instance, path, self.sc, extraMetadata=extra)
-        rows = [(i + NUM_RESERVED, t) for i, t in enumerate(vocab)]
-        (self.sparkSession.createDataFrame(rows, "id long, token string")
-         .coalesce(1).write.parquet(f"{path}/data"))
-
-
-class VocabularyModelReader(MLReader):
-    """Reads what :class:`VocabularyModelWriter` wrote, checking ids, count and checksum."""
-
-    def __init__(self, cls: type[VocabularyModel]) -> None:
-        super().__init__()
-        self.cls = cls
-
-    def load(self, path: str) -> VocabularyModel:
-        metadata = DefaultParamsReader.loadMetadata(path, self.sc)
-        rows = self.sparkSession.read.parquet(f"{path}/data").orderBy("id").collect()
-        vocab = [r["token"] for r in rows]
-        ids = [r["id"] for r in rows]
-        if (ids != list(range(NUM_RESERVED, NUM_RESERVED + len(rows)))
-                or len(vocab) != metadata.get("numTokens")
-                or _digest(vocab) != metadata.get("vocabularySha256")):
-            raise ValueError(
-                f"The vocabulary at {path}/data does not match its metadata ({len(vocab)} "
-                f"rows, {metadata.get('numTokens')} expected, ids must run from "
-                f"{NUM_RESERVED} without gaps, SHA-256 must match): the files were modified "
-                "or corrupted. Save the model again."
-            )
-        model = self.cls._create(vocab)
-        model._resetUid(metadata["uid"])
-        DefaultParamsReader.getAndSetParams(model, metadata)
-        return model

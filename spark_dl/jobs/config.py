@@ -102,18 +102,22 @@ def param_schema(stage_class: type) -> Schema:
     types, defaults and constraints: ``{"training": {"max_epochs": Field, ...}, ...}``."""
     import json
 
-    from spark_dl.param_table import KINDS, UNSET, config_rows
+    from spark_dl.param_table import KINDS, config_rows, defaults
 
+    own = defaults(stage_class)  # the stage's defaults, its overrides included
     out: Schema = {}
     for spec in config_rows(stage_class):
         section, key = str(spec.config).split(".")
-        default = None if spec.default is UNSET else spec.default
+        default = own.get(spec.name)
         if spec.kind == "json":
             default = json.loads(default or "{}")
         check = spec.check
+        # YAML has numbers and true/false, not floats and bools: say it in its words.
+        words = check.words.replace("a float", "a number") if check else (
+            "true or false" if spec.kind == "bool" else "")
         out.setdefault(section, {})[key] = Field(
             KINDS[spec.kind].yaml_types, default, check=check.test if check else None,
-            expected=check.words if check else "")
+            expected=words)
     return out
 
 

@@ -9,6 +9,7 @@ written by the driver: into ``output.dir`` when it is a local path, otherwise in
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,7 +41,9 @@ class Evaluation:
 
 def collect_columns(df: Any, columns: list[str], limit: int = SAMPLE_ROWS) -> dict[str, Any]:
     """Up to ``limit`` rows of plain numeric ``columns`` as numpy arrays (via Arrow)."""
-    table = df.select(*columns).limit(limit).toArrow()
+    from spark_dl.compat import collect_arrow
+
+    table = collect_arrow(df.select(*columns).limit(limit))
     return {c: table.column(c).to_numpy(zero_copy_only=False) for c in columns}
 
 
@@ -55,7 +58,6 @@ def local_dir(cfg: dict[str, Any]) -> str:
 def write_outputs(cfg: dict[str, Any], model: Any, scored: Any, evaluation: Evaluation,
                   skew: Any, timings: dict[str, float]) -> str | None:
     """Save the model and scored rows (Spark), then metrics.json and the report (driver)."""
-    from spark_dl.jobs.runner import save_json, torch_history
 
     out = cfg["output"]["dir"].rstrip("/")
     save_atomic(model, f"{out}/model", overwrite=True)
@@ -99,3 +101,17 @@ def _skew_dict(skew: Any) -> dict[str, Any]:
         "label_col": skew.label_col,
         "classes": list(skew.classes),
     }
+
+
+def torch_history(model: Any) -> list[dict[str, Any]]:
+    """The per-epoch history of the torch stage inside a fitted PipelineModel."""
+    for stage in getattr(model, "stages", [model]):
+        if hasattr(stage, "history") and hasattr(stage, "torchModule"):
+            return stage.history
+    return []
+
+
+def save_json(path: str, data: Any) -> None:
+    """Write ``data`` as indented JSON (local path)."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True, default=str)

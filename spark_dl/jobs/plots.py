@@ -17,7 +17,7 @@ from spark_dl.jobs.curves import (
     roc_auc,
     roc_curve,
 )
-from spark_dl.jobs.report import _DPI, _MAX_CLASSES, ReportData, _class_name, _pct, _Section, fmt
+from spark_dl.jobs.report_data import DPI, MAX_CLASSES, ReportData, Section, class_name, fmt, pct
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def _figure(ncols: int, width: float = 4.8, height: float = 3.8,
             ratios: list[float] | None = None) -> tuple[Any, list[Any]]:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width * ncols, height), dpi=_DPI, layout="constrained")
+    fig = Figure(figsize=(width * ncols, height), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, ncols, squeeze=False, width_ratios=ratios)[0]
     for ax in axes:
         ax.grid(True, alpha=0.3)
@@ -56,7 +56,7 @@ def _figure(ncols: int, width: float = 4.8, height: float = 3.8,
 
 
 def _save(fig: Any, out_dir: str, name: str) -> str:
-    fig.savefig(os.path.join(out_dir, name), dpi=_DPI)
+    fig.savefig(os.path.join(out_dir, name), dpi=DPI)
     return name
 
 
@@ -89,12 +89,12 @@ def _training_caption(epochs: np.ndarray, train: np.ndarray, val: np.ndarray) ->
                    "while train loss falls means overfitting.")
 
 
-def plot_training(data: ReportData, out_dir: str) -> _Section:
+def plot_training(data: ReportData, out_dir: str) -> Section:
     title = "Training"
     hist = [h for h in data.history if isinstance(h, dict)]
     train = _series(hist, "train_loss")
     if not np.isfinite(train).any():
-        return _Section(title, None, "No training history was recorded, so there is no "
+        return Section(title, None, "No training history was recorded, so there is no "
                         "loss curve.")
     epochs = np.array([i + 1 if h.get("epoch") is None else h["epoch"]
                        for i, h in enumerate(hist)], dtype=float)
@@ -120,24 +120,24 @@ def plot_training(data: ReportData, out_dir: str) -> _Section:
             _thousands(ax)
     for ax in axes:
         _epoch_axis(ax, epochs)
-    return _Section(title, _save(fig, out_dir, "training.png"),
+    return Section(title, _save(fig, out_dir, "training.png"),
                     _training_caption(epochs, train, val))
 
 
-def plot_roc_pr(data: ReportData, out_dir: str) -> _Section | None:
+def plot_roc_pr(data: ReportData, out_dir: str) -> Section | None:
     title = "ROC and precision-recall"
     if data.task not in ("binary", "anomaly"):
         return None
     if data.labels is None or data.scores is None:
-        return _Section(title, None, "No ROC or precision-recall curve: the test labels "
+        return Section(title, None, "No ROC or precision-recall curve: the test labels "
                         "or scores were not collected.")
     y, s, remark = _binary_inputs(data)
     if y is None or not np.isin(y, (0.0, 1.0)).all():
-        return _Section(title, None, "No ROC or precision-recall curve: the test labels "
+        return Section(title, None, "No ROC or precision-recall curve: the test labels "
                         "must be 0 or 1.")
     pos = int(y.sum())
     if pos in (0, y.size):
-        return _Section(title, None, f"No ROC or precision-recall curve: the {y.size:,} "
+        return Section(title, None, f"No ROC or precision-recall curve: the {y.size:,} "
                         f"test labels hold only one class, so both are undefined.{remark}")
     fpr, tpr = roc_curve(y, s)
     precision, recall = precision_recall_curve(y, s)
@@ -150,15 +150,15 @@ def plot_roc_pr(data: ReportData, out_dir: str) -> _Section | None:
     ax1.legend(loc="lower right")
     r, p = _thin(np.r_[0.0, recall], np.r_[precision[0], precision])
     ax2.step(r, p, where="pre", label=f"model (AP {fmt(ap)})")
-    ax2.axhline(base, ls=":", color="tab:red", label=f"base rate {_pct(base)}")
+    ax2.axhline(base, ls=":", color="tab:red", label=f"base rate {pct(base)}")
     ax2.set(title="Precision-recall curve", xlabel="recall", ylabel="precision",
             xlim=(0, 1), ylim=(0, 1.02))
     ax2.legend(loc="upper right")
     text = (f"ROC AUC {fmt(auc)}, average precision {fmt(ap)} against a base rate of "
-            f"{_pct(base)} ({pos:,} positives in {y.size:,} rows). With rare positives read "
+            f"{pct(base)} ({pos:,} positives in {y.size:,} rows). With rare positives read "
             f"the precision-recall curve: it shows what share of alerts are real at each "
             f"recall.{remark}")
-    return _Section(title, _save(fig, out_dir, "roc_pr.png"), text)
+    return Section(title, _save(fig, out_dir, "roc_pr.png"), text)
 
 
 def _hist_edges(s: np.ndarray) -> tuple[np.ndarray, str]:
@@ -173,20 +173,20 @@ def _hist_edges(s: np.ndarray) -> tuple[np.ndarray, str]:
     return np.linspace(lo, top if top > lo else lo + 1, 61), "clip" if clip else "linear"
 
 
-def plot_scores(data: ReportData, out_dir: str) -> _Section | None:
+def plot_scores(data: ReportData, out_dir: str) -> Section | None:
     title = "Score distribution"
     if data.task not in ("binary", "anomaly"):
         return None
     if data.scores is None:
-        return _Section(title, None, "No score histogram: the test scores were not collected.")
+        return Section(title, None, "No score histogram: the test scores were not collected.")
     y, s, remark = _binary_inputs(data)
     if s.size == 0:
-        return _Section(title, None, f"No score histogram: no finite scores.{remark}")
+        return Section(title, None, f"No score histogram: no finite scores.{remark}")
     edges, scale = _hist_edges(s)
     fig, (ax,) = _figure(1, width=7.5, height=4.0)
     groups = [(None, s)] if y is None else [(v, s[y == v]) for v in np.unique(y)]
     for value, part in groups:
-        label = "all rows" if value is None else _class_name(data, int(value))
+        label = "all rows" if value is None else class_name(data, int(value))
         ax.hist(np.minimum(part, edges[-1]), bins=edges, histtype="stepfilled", alpha=0.45,
                 log=True, label=f"{label} (n={part.size:,})")
     if scale == "log":
@@ -198,7 +198,7 @@ def plot_scores(data: ReportData, out_dir: str) -> _Section | None:
             "overlap is where errors happen at any threshold.")
     if scale == "clip":
         text += " Scores above the 99.9th percentile are counted in the last bin."
-    return _Section(title, _save(fig, out_dir, "scores.png"), text + remark)
+    return Section(title, _save(fig, out_dir, "scores.png"), text + remark)
 
 
 def _confusion(y: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:
@@ -207,25 +207,25 @@ def _confusion(y: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:
     return counts
 
 
-def plot_confusion(data: ReportData, out_dir: str) -> _Section | None:
+def plot_confusion(data: ReportData, out_dir: str) -> Section | None:
     title = "Confusion matrix"
     if data.task != "multiclass":
         return None
     if data.labels is None or data.predictions is None:
-        return _Section(title, None, "No confusion matrix: the test labels or predictions "
+        return Section(title, None, "No confusion matrix: the test labels or predictions "
                         "were not collected.")
     y = np.asarray(data.labels, dtype=float).ravel()
     p = np.asarray(data.predictions, dtype=float).ravel()
     keep = np.isfinite(y) & np.isfinite(p)
     y, p = y[keep].astype(np.int64), p[keep].astype(np.int64)
     if y.size == 0 or min(y.min(), p.min()) < 0:
-        return _Section(title, None, "No confusion matrix: no rows with non-negative class "
+        return Section(title, None, "No confusion matrix: no rows with non-negative class "
                         "ids.")
     k = max(int(y.max()), int(p.max())) + 1
     k = max(k, len(data.class_names or []))
-    if k > _MAX_CLASSES:
-        return _Section(title, None, f"No confusion matrix: {k:,} classes are too many to "
-                        f"read (at most {_MAX_CLASSES}).")
+    if k > MAX_CLASSES:
+        return Section(title, None, f"No confusion matrix: {k:,} classes are too many to "
+                        f"read (at most {MAX_CLASSES}).")
     counts = _confusion(y, p, k)
     rows = counts.sum(axis=1, keepdims=True)
     norm = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
@@ -234,7 +234,7 @@ def plot_confusion(data: ReportData, out_dir: str) -> _Section | None:
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.grid(False)
     fig.colorbar(im, ax=ax, label="share of the true class", shrink=0.8)
-    names = [_class_name(data, i)[:18] for i in range(k)]
+    names = [class_name(data, i)[:18] for i in range(k)]
     ax.set_xticks(range(k), names, rotation=45 if k > 4 else 0, ha="right" if k > 4 else "center")
     ax.set_yticks(range(k), names)
     ax.set(title=f"Confusion matrix (accuracy {fmt(float(np.mean(y == p)))})",
@@ -245,22 +245,22 @@ def plot_confusion(data: ReportData, out_dir: str) -> _Section | None:
                     color="white" if norm[i, j] > 0.5 else "black")
     text = ("Each row is a true class and sums to 1: a strong diagonal is good; a bright "
             "off-diagonal cell names the pair of classes the model confuses.")
-    return _Section(title, _save(fig, out_dir, "confusion.png"), text)
+    return Section(title, _save(fig, out_dir, "confusion.png"), text)
 
 
-def plot_predictions(data: ReportData, out_dir: str, max_points: int) -> _Section | None:
+def plot_predictions(data: ReportData, out_dir: str, max_points: int) -> Section | None:
     title = "Predictions"
     if data.task != "regression":
         return None
     if data.labels is None or data.predictions is None:
-        return _Section(title, None, "No prediction plot: the test labels or predictions "
+        return Section(title, None, "No prediction plot: the test labels or predictions "
                         "were not collected.")
     y = np.asarray(data.labels, dtype=float).ravel()
     p = np.asarray(data.predictions, dtype=float).ravel()
     keep = np.isfinite(y) & np.isfinite(p)
     y, p = y[keep], p[keep]
     if y.size == 0:
-        return _Section(title, None, "No prediction plot: no rows with finite values.")
+        return Section(title, None, "No prediction plot: no rows with finite values.")
     resid = p - y
     idx = _sample(y.size, max_points)
     fig, (ax1, ax2) = _figure(2, width=4.8, height=4.4)
@@ -279,7 +279,7 @@ def plot_predictions(data: ReportData, out_dir: str, max_points: int) -> _Sectio
             "long tail.")
     if idx.size < y.size:
         text += f" The scatter shows a fixed random sample of {idx.size:,} of {y.size:,} rows."
-    return _Section(title, _save(fig, out_dir, "predictions.png"), text)
+    return Section(title, _save(fig, out_dir, "predictions.png"), text)
 
 
 def _share_bars(ax: Any, items: list[tuple[Any, int, float]], title: str,
@@ -290,20 +290,20 @@ def _share_bars(ax: Any, items: list[tuple[Any, int, float]], title: str,
     ax.set_yticks(range(len(items)), labels)
     ax.invert_yaxis()
     for i, (_, n, s) in enumerate(items):
-        ax.text(100 * float(s), i, f" {_pct(float(s))} ({int(n):,})", va="center", fontsize=8)
+        ax.text(100 * float(s), i, f" {pct(float(s))} ({int(n):,})", va="center", fontsize=8)
     top = max(shares, default=1.0)
     ax.set_xlim(0, top * 1.45)
     ax.set_xticks([t for t in ax.get_xticks() if t <= top * 1.05])
     ax.set(title=title, xlabel="share of rows (%)")
 
 
-def plot_skew(data: ReportData, out_dir: str) -> _Section | None:
+def plot_skew(data: ReportData, out_dir: str) -> Section | None:
     title = "Data skew"
     sk = data.skew or {}
     parts = [int(c) for c in sk.get("rows_per_partition") or []]
     hot, classes = list(sk.get("hot_keys") or [])[:10], list(sk.get("classes") or [])
     if not (parts or hot or classes):
-        return _Section(title, None, "No skew plot: no skew profile was collected.")
+        return Section(title, None, "No skew plot: no skew profile was collected.")
     panels = ["parts"] * bool(parts) + ["hot"] * bool(hot) + ["classes"] * bool(classes)
     fig, axes = _figure(len(panels), width=4.8, height=3.8)
     for panel, ax in zip(panels, axes):
@@ -321,10 +321,10 @@ def plot_skew(data: ReportData, out_dir: str) -> _Section | None:
             _share_bars(ax, hot, f"Hottest {sk.get('key_col') or 'key'} values", str)
         else:
             _share_bars(ax, classes, f"Classes of {sk.get('label_col') or 'label'}",
-                        lambda v: _class_name(data, v))
+                        lambda v: class_name(data, v))
     text = ("Look for one tall partition or one key holding most rows: those tasks run "
             "longest and set the pace of every epoch.")
-    return _Section(title, _save(fig, out_dir, "skew.png"), text)
+    return Section(title, _save(fig, out_dir, "skew.png"), text)
 
 
 # --------------------------------------------------------------------------- markdown

@@ -23,113 +23,27 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
+from spark_dl.jobs.report_data import (
+    MAX_POINTS,
+    TASKS,
+    ReportData,
+    Section,
+    class_name,
+    fmt,
+    pct,
+)
+
 logger = logging.getLogger(__name__)
 
-TASKS = ("binary", "multiclass", "regression", "anomaly")
-MAX_POINTS = 100_000
-_DPI = 100
-_MAX_CLASSES = 100
 _PLOT_FILES = ("training.png", "roc_pr.png", "scores.png", "confusion.png",
                "predictions.png", "skew.png")
 
 
-@dataclass
-class ReportData:
-    """Everything a report shows, as plain values collected on the driver.
-
-    Parameters
-    ----------
-    title : str
-        Name of the run, e.g. ``"fraud_detection"``.
-    task : str
-        One of ``"binary"``, ``"multiclass"``, ``"regression"``, ``"anomaly"``.
-    metrics : dict of str to float
-        Headline metrics; the first one is quoted in the summary line.
-    history : list of dict
-        One entry per epoch with ``epoch``, ``train_loss`` and optionally ``val_loss``,
-        ``val_metric``, ``metric`` (its name), ``samples_per_sec``, ``seconds``.
-    labels, scores, predictions : numpy.ndarray, optional
-        A test-set sample: true labels; the positive-class score (binary, anomaly);
-        predicted class ids (multiclass) or values (regression).
-    class_names : list of str, optional
-        Names of class ids ``0..k-1``.
-    skew : dict, optional
-        ``rows``, ``rows_per_partition``, ``key_col``, ``hot_keys`` as
-        ``(key, count, share)``, ``label_col``, ``classes`` as ``(value, count, share)``.
-    baseline : dict of str to float, optional
-        Reference figures, e.g. ``{"majority accuracy": 0.52}``; shown beside the metric
-        whose name they contain.
-    config : dict, optional
-        The resolved configuration, shown collapsed.
-    timings : dict of str to float, optional
-        Seconds per phase.
-    notes : list of str
-        Free-text remarks, shown as a list.
-
-    Examples
-    --------
-    >>> ReportData("iris", "multiclass", {"accuracy": 0.97}, history=[],
-    ...            labels=np.array([0, 1, 2]), predictions=np.array([0, 1, 1]),
-    ...            class_names=["setosa", "versicolor", "virginica"])  # doctest: +SKIP
-    """
-
-    title: str
-    task: str
-    metrics: dict[str, float]
-    history: list[dict]
-    labels: np.ndarray | None = None
-    scores: np.ndarray | None = None
-    predictions: np.ndarray | None = None
-    class_names: list[str] | None = None
-    skew: dict | None = None
-    baseline: dict[str, float] | None = None
-    config: dict | None = None
-    timings: dict[str, float] | None = None
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Section:
-    """One plot of the report: its file when drawn, else the reason it was skipped."""
-
-    title: str
-    image: str | None
-    text: str
-
-
 # --------------------------------------------------------------------------- numbers
-def fmt(value: Any) -> str:
-    """Format a number for the report: counts with thousands separators, other numbers
-    with 4 significant digits, ``n/a`` for missing or NaN."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}"
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if math.isnan(x):
-        return "n/a"
-    if math.isinf(x) or x == 0:
-        return f"{x:g}"
-    if abs(x) >= 1e4 and abs(x) < 1e15:
-        return f"{round(x, 3 - int(math.floor(math.log10(abs(x))))):,.0f}"
-    return f"{x:.4g}"
-
-
-def _pct(share: float) -> str:
-    """A share as a percentage, with more decimals for small shares (0.02%, not 0.0%)."""
-    return f"{share:.1%}" if share >= 0.1 else f"{share:.2%}" if share >= 0.001 else f"{share:.3%}"
-
-
 def _duration(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "n/a"
@@ -235,7 +149,7 @@ def _skew_words(data: ReportData) -> list[str]:
     classes = list(sk.get("classes") or [])
     if classes:
         col = sk.get("label_col") or "label"
-        shares = ", ".join(f"{_cell(_class_name(data, v))} {_pct(float(s))} ({int(n):,})"
+        shares = ", ".join(f"{_cell(class_name(data, v))} {pct(float(s))} ({int(n):,})"
                            for v, n, s in classes[:10])
         words.append(f"Classes of {_cell(col)}: {shares}.")
     return [f"- {w}" for w in words]
@@ -253,7 +167,7 @@ def _config_block(config: dict) -> list[str]:
             "```", "", "</details>"]
 
 
-def render_markdown(data: ReportData, sections: list[_Section]) -> str:
+def render_markdown(data: ReportData, sections: list[Section]) -> str:
     """The text of ``report.md`` for ``data`` and its drawn (or skipped) plots."""
     lines = [f"# {data.title}", "", _summary(data), "", "## Metrics", ""]
     lines += _metrics_table(data)
@@ -287,27 +201,14 @@ def _validate(data: ReportData) -> None:
                              f"{np.asarray(arr).shape} instead.")
 
 
-def _class_name(data: ReportData, value: Any) -> str:
-    names = data.class_names
-    try:
-        i = int(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if names and i == value and 0 <= i < len(names):
-        return str(names[i])
-    if data.task == "anomaly" and not names and i == value:
-        return {0: "normal", 1: "anomaly"}.get(i, str(value))
-    return str(value)
-
-
-def _draw_all(data: ReportData, out_dir: str, max_points: int) -> list[_Section]:
+def _draw_all(data: ReportData, out_dir: str, max_points: int) -> list[Section]:
     """Draw every plot that applies; a plot that fails becomes a message, not a crash."""
     if importlib.util.find_spec("matplotlib") is None:
-        return [_Section("Plots", None, "No plots: matplotlib is not installed "
+        return [Section("Plots", None, "No plots: matplotlib is not installed "
                          "(`pip install matplotlib`).")]
     from spark_dl.jobs import plots
 
-    drawers: list[Callable[[], _Section | None]] = [
+    drawers: list[Callable[[], Section | None]] = [
         lambda: plots.plot_training(data, out_dir),
         lambda: plots.plot_roc_pr(data, out_dir),
         lambda: plots.plot_scores(data, out_dir),
@@ -321,7 +222,7 @@ def _draw_all(data: ReportData, out_dir: str, max_points: int) -> list[_Section]
             section = draw()
         except Exception as exc:  # a report must not lose a finished run
             logger.warning("spark_dl report: a plot failed", exc_info=True)
-            section = _Section("Plot", None, f"A plot could not be drawn: {exc!r}.")
+            section = Section("Plot", None, f"A plot could not be drawn: {exc!r}.")
         if section is not None:
             sections.append(section)
     return sections

@@ -10,10 +10,8 @@ the saved ``PipelineModel``, scored parquet, ``metrics.json`` and the report.
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +31,8 @@ from spark_dl.jobs.config import (
     set_override,
     validate,
 )
+from spark_dl.jobs.outputs import torch_history
+from spark_dl.jobs.session import get_spark
 
 PIPELINES = ("fraud_detection", "sentiment", "image_classification", "equipment_fault",
              "price_trend")
@@ -100,54 +100,6 @@ def _check_data_path(cfg: dict[str, Any], path: str) -> None:
     url = urlparse(data["path"])
     if data["source"] != "table" and url.scheme in ("", "file") and not os.path.exists(url.path):
         raise ConfigError(f"{path}: data.path {data['path']!r} does not exist.")
-
-
-# ---------------------------------------------------------------------- Spark
-def get_spark(cfg: dict[str, Any], verbose: bool = False) -> Any:
-    """The job's SparkSession: the one spark-submit configured, or a new one from ``spark``."""
-    return spark_session(cfg["spark"]["app_name"] or f"spark_dl-{cfg['pipeline']}",
-                         cfg["spark"]["master"], cfg["spark"]["conf"], verbose)
-
-
-def spark_session(app: str, master: str, settings: dict[str, Any], verbose: bool) -> Any:
-    """A SparkSession for a job or the ``spark-dl`` command.
-
-    Under spark-submit its own master and settings win; otherwise ``master`` is used
-    (loopback for ``local[...]``). Executors run this interpreter. Spark's logs stay at
-    ERROR and its progress bars off unless ``verbose``.
-    """
-    from pyspark.sql import SparkSession
-
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    builder = SparkSession.builder.appName(app)
-    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit
-        builder = builder.master(master)
-        if master.startswith("local"):
-            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-            builder = builder.config("spark.driver.host", "127.0.0.1").config(
-                "spark.driver.bindAddress", "127.0.0.1")
-    for key, value in settings.items():
-        builder = builder.config(key, str(value).lower() if isinstance(value, bool) else str(value))
-    if not verbose:
-        builder = builder.config("spark.ui.showConsoleProgress", "false")
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("INFO" if verbose else "ERROR")
-    # TorchDistributor logs "Started/Finished ... training" at INFO on every fit, and
-    # resets its logger's level each time: a filter is what stays.
-    quiet = logging.getLogger("TorchDistributor")
-    for f in [f for f in quiet.filters if isinstance(f, _BelowWarning)]:
-        quiet.removeFilter(f)
-    if not verbose:
-        quiet.addFilter(_BelowWarning())
-    return spark
-
-
-class _BelowWarning(logging.Filter):
-    """Drops records below WARNING."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING
 
 
 def read_data(spark: Any, cfg: dict[str, Any]) -> Any:
@@ -225,17 +177,3 @@ def _print_training_summary(model: Any, seconds: float) -> None:
     if "val_metric" in last:
         text += f", val_{last['metric']} {last['val_metric']:.4f}"
     print(text, flush=True)
-
-
-def torch_history(model: Any) -> list[dict[str, Any]]:
-    """The per-epoch history of the torch stage inside a fitted PipelineModel."""
-    for stage in getattr(model, "stages", [model]):
-        if hasattr(stage, "history") and hasattr(stage, "torchModule"):
-            return stage.history
-    return []
-
-
-def save_json(path: str, data: Any) -> None:
-    """Write ``data`` as indented JSON (local path)."""
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True, default=str)

@@ -14,6 +14,8 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from spark_dl.compat import default_parallelism, num_partitions
+
 
 @dataclass(frozen=True)
 class PartitionStats:
@@ -87,10 +89,10 @@ def partition_stats(df: DataFrame) -> PartitionStats:
 
     With more than twice ``defaultParallelism`` partitions the job runs one task per slot.
     """
-    n = df.rdd.getNumPartitions()
+    n = num_partitions(df)
     counts = [0] * n
     ids = df.select(F.spark_partition_id().alias("p"))
-    slots = df.sparkSession.sparkContext.defaultParallelism
+    slots = default_parallelism(df.sparkSession)
     if n > 2 * slots:
         # Many partitions: number the rows in their own partitions, then count them in one
         # task per slot (coalesce, no shuffle) instead of one short task per partition.

@@ -8,18 +8,18 @@ Rows are dealt round-robin by their global row index (see
 from __future__ import annotations
 
 from pyspark.ml import Transformer
-from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
 from pyspark.sql import DataFrame
 from pyspark.sql.types import StructType
 
 from spark_dl.param_table import ParamSpec, TableParams, at_least, declare, stage, validate_params
+from spark_dl.persistence import Persistable
 from spark_dl.skew.profile import PartitionStats, partition_stats
 
 
 def rebalance(df: DataFrame, num_partitions: int | None = None,
               stats: PartitionStats | None = None) -> DataFrame:
     """``df`` with its rows dealt evenly into ``num_partitions`` (default: as many as now)."""
-    from spark_dl.training.data import balance
+    from spark_dl.skew.rows import balance
 
     stats = stats or partition_stats(df)
     n = num_partitions or max(stats.num_partitions, 1)
@@ -31,7 +31,7 @@ def rebalance(df: DataFrame, num_partitions: int | None = None,
     ParamSpec("numPartitions", "Number of output partitions (>= 1); 0 keeps the input's "
               "number of partitions.", kind="int", default=0, check=at_least(0)),
 )
-class Rebalancer(Transformer, TableParams, DefaultParamsReadable, DefaultParamsWritable):
+class Rebalancer(Transformer, TableParams, Persistable):
     """Even out rows across partitions, keeping every row exactly once.
 
     Use it before a stage whose tasks would otherwise straggle on a lopsided partition.

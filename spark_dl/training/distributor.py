@@ -15,9 +15,16 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from spark_dl.errors import TrainingFailedError
-from spark_dl.compat import collect_arrow
-from spark_dl.training.data import balance, write_local_shards
-from spark_dl.training.report import ReportServer
+from spark_dl import compat
+from spark_dl.compat import (
+    collect_arrow,
+    default_parallelism,
+    max_concurrent_tasks,
+    train_on_dataframe,
+)
+from spark_dl.skew.rows import balance
+from spark_dl.training.data import write_local_shards
+from spark_dl.training.channel import ReportServer
 from spark_dl.training.worker import run_rank
 
 if TYPE_CHECKING:
@@ -26,21 +33,6 @@ if TYPE_CHECKING:
     from spark_dl.training.plan import TrainPlan
 
 logger = logging.getLogger(__name__)
-MIN_PYSPARK = (3, 5)
-
-
-def check_pyspark() -> None:
-    """TorchDistributor's DataFrame input needs pyspark >= 3.5."""
-    import pyspark
-
-    version = tuple(int(p) for p in pyspark.__version__.split(".")[:2])
-    if version < MIN_PYSPARK:
-        raise RuntimeError(
-            f"spark_dl needs pyspark >= {'.'.join(map(str, MIN_PYSPARK))} for TorchDistributor "
-            f"training. Found {pyspark.__version__}."
-        )
-
-
 def task_slots(spark: SparkSession) -> int:
     """How many tasks the cluster can run at once with the default resource profile.
 
@@ -49,13 +41,10 @@ def task_slots(spark: SparkSession) -> int:
     """
     from spark_dl import conf
 
-    sc = spark.sparkContext
-    try:
-        jsc = sc._jsc.sc()
-        profile = jsc.resourceProfileManager().defaultResourceProfile()
-        return int(jsc.maxNumConcurrentTasks(profile))
-    except Exception:  # noqa: BLE001 - private JVM API; fall back to the public estimate
-        return int(sc.defaultParallelism) // max(conf.task_cpus(spark), 1)
+    slots = max_concurrent_tasks(spark)
+    if slots is not None:
+        return slots
+    return default_parallelism(spark) // max(conf.task_cpus(spark), 1)
 
 
 def wait_for_slots(spark: SparkSession, needed: int, timeout_s: float,
@@ -100,7 +89,7 @@ def launch(
     temporary directory for the duration of the fit, so retries still resume; on executors
     a retry then starts from epoch 0 (their disks are not the driver's).
     """
-    check_pyspark()
+    compat.check_pyspark()
     tmp_ckpt = None
     if plan.checkpoint_dir is None and local_mode and max_attempts > 1:
         tmp_ckpt = tempfile.mkdtemp(prefix="spark_dl-ckpt-")
@@ -143,7 +132,7 @@ def _launch_once(
     """One training attempt: run ``run_rank`` on every rank and verify their reports.
 
     The result (``weights`` and ``history``) comes from the report store, not from
-    TorchDistributor's return value (see :mod:`spark_dl.training.report`).
+    TorchDistributor's return value (see :mod:`spark_dl.training.channel`).
     """
     host = "127.0.0.1" if local_mode else spark.conf.get("spark.driver.host", "127.0.0.1")
     server = ReportServer(host)
@@ -155,7 +144,7 @@ def _launch_once(
             else:
                 balanced = balance(prepared, num_processes, rows_per_partition)
                 distributor = _distributor(num_processes, False, use_gpu)
-                distributor._train_on_dataframe(run_rank, balanced, plan)
+                train_on_dataframe(distributor, run_rank, balanced, plan)
         except Exception as exc:  # noqa: BLE001 - rewrapped with the ranks' own tracebacks
             raise _failure(server, num_processes, exc) from exc
         result = server.result()

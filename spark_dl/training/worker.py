@@ -24,7 +24,7 @@ def run_rank(plan: TrainPlan) -> None:
     Returns None on every rank, so TorchDistributor's shared output file is the same
     whichever rank writes it last.
     """
-    from spark_dl.training.report import ReportClient
+    from spark_dl.training.channel import ReportClient
 
     started = time.time()
     rank = int(os.environ.get("RANK", "0"))

@@ -148,7 +148,7 @@ def test_transform_with_wrong_width(spark, fitted_clf):
 
 def test_max_result_size_is_read_from_the_session(spark):
     # The limit itself is checked in tests/unit/test_preflight.py; this checks the wiring
-    # (the JVM's parser, Spark's 1g default) since core confs cannot change at runtime.
+    # (Spark's size syntax, its 1g default) since core confs cannot change at runtime.
     from spark_dl import conf
 
     assert conf.max_result_size(spark) == 1024**3

@@ -6,21 +6,16 @@ benchmark asserts its own correctness (every row scored, outputs equal) in smoke
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
-import sys
 
 import pytest
 
-BENCH = os.path.join(os.path.dirname(__file__), "..", "..", "bench")
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", os.path.join(BENCH, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"bench.{name}")
 
 
 @pytest.mark.slow
@@ -35,5 +30,9 @@ def _load(name: str):
                              and r["rounds"][0][job]["worker_peak_kib"] > 0
                              for job in ("ours_1", "ours_many", "pbu_1"))),
 ])
-def test_benchmark_smoke(spark, name, check):
-    assert check(_load(name).main(["--smoke"]))
+def test_benchmark_smoke(spark, name, check, monkeypatch):
+    monkeypatch.syspath_prepend(os.path.abspath(ROOT))  # bench is a package at the root
+    module = _load(name)
+    result = module.main(["--smoke"])
+    assert check(result)
+    assert all(row.benchmark.split("/")[0] == name for row in module.rows(result))

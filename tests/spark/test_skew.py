@@ -102,7 +102,7 @@ def _arrival_order_changes_every_read(df):
 
 
 def test_dealing_keys_do_not_depend_on_the_order_rows_arrive_in(spark):
-    from spark_dl.training.data import deal_keys
+    from spark_dl.skew.rows import deal_keys
 
     base = spark.range(0, 3000, numPartitions=3).selectExpr(
         "array(cast(id as float), cast(id % 7 as float)) as f", "cast(id % 2 as double) as y")

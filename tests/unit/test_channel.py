@@ -6,7 +6,7 @@ import pytest
 
 from spark_dl.errors import TrainingFailedError
 from spark_dl.training.distributor import _verify
-from spark_dl.training.report import ReportClient, ReportServer
+from spark_dl.training.channel import ReportClient, ReportServer
 
 RESULT = {"weights": b"x", "history": []}
 

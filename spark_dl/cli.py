@@ -15,7 +15,7 @@ import sys
 from typing import Any
 from urllib.parse import urlparse
 
-from spark_dl.compat import HadoopFS, read_text_lines
+from spark_dl.compat import filesystem, read_text_lines
 from spark_dl.jobs.config import ConfigError
 
 FORMATS = ("parquet", "csv", "json", "orc", "table")
@@ -133,7 +133,7 @@ def load_model(spark: Any, path: str) -> Any:
 
     from spark_dl.persistence import recover
 
-    fs = HadoopFS(spark, path.rstrip("/"))
+    fs = filesystem(spark, path.rstrip("/"))
     path = recover(fs, path.rstrip("/"))
     try:
         text = read_text_lines(spark, f"{path}/metadata")[0]

@@ -88,21 +88,46 @@ def active_session() -> SparkSession:
     return SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
 
 
-# ---------------------------------------------------------------------- classic only
+# ---------------------------------------------------------------------- by session type
+#: Per Connect session (by session id): the default parallelism probed once.
+_PARALLELISM: dict[str, int] = {}
+
+
 def default_parallelism(spark: Any) -> int:
-    """``SparkContext.defaultParallelism``: the task slots Spark plans with."""
-    return int(spark.sparkContext.defaultParallelism)
+    """The task slots Spark plans with (``SparkContext.defaultParallelism``).
+
+    Spark Connect has no SparkContext: ``spark.default.parallelism`` when set, else the
+    partitions of ``spark.range`` (which Spark makes ``defaultParallelism`` of), probed by
+    one small job per session and remembered.
+    """
+    if not is_connect(spark):
+        return int(spark.sparkContext.defaultParallelism)
+    conf = spark.conf.get("spark.default.parallelism", None)
+    if conf:
+        return int(conf)
+    key = str(getattr(spark, "session_id", id(spark)))
+    if key not in _PARALLELISM:
+        from pyspark.sql import functions as F
+
+        ids = spark.range(0, 1 << 20).select(F.spark_partition_id().alias("p"))
+        _PARALLELISM[key] = max(1, int(ids.agg(F.max("p")).first()[0]) + 1)
+    return _PARALLELISM[key]
 
 
-def num_partitions(df: DataFrame) -> int:
-    """How many partitions ``df`` has (``df.rdd.getNumPartitions()``)."""
+def num_partitions(df: DataFrame) -> int | None:
+    """How many partitions ``df`` has (``df.rdd.getNumPartitions()``); None under Spark
+    Connect, which has no RDDs (callers count the partitions their own job sees)."""
+    if is_connect(df.sparkSession):
+        return None
     return int(df.rdd.getNumPartitions())
 
 
 def max_concurrent_tasks(spark: Any) -> int | None:
     """Spark's own count of tasks the cluster can run at once with the default resource
     profile (it divides each executor's cores by ``spark.task.cpus``); None where the
-    private JVM call is unavailable."""
+    private JVM call is unavailable (Spark Connect, or a pyspark without it)."""
+    if is_connect(spark):
+        return None
     try:
         jsc = spark.sparkContext._jsc.sc()
         profile = jsc.resourceProfileManager().defaultResourceProfile()
@@ -111,9 +136,25 @@ def max_concurrent_tasks(spark: Any) -> int | None:
         return None
 
 
+class Inline:
+    """A value shipped inside the UDF's closure, read like a Broadcast (``.value``): what
+    Spark Connect uses in place of broadcast variables."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 def broadcast(spark: Any, value: Any, cached: tuple[Any, Any] | None) -> tuple[Any, Any]:
-    """A broadcast of ``value`` as ``(owner, handle)``; ``cached`` (an earlier result) is
-    reused while it belongs to the same running SparkContext."""
+    """``value`` for the executors as ``(owner, handle)``, ``handle.value`` giving it back.
+
+    Classic sessions broadcast it (sent once per executor, reused by every task);
+    ``cached`` (an earlier result) is reused while it belongs to the same SparkContext.
+    Spark Connect has no broadcast variables: the value travels in the closure.
+    """
+    if is_connect(spark):
+        if cached is not None and isinstance(cached[1], Inline) and cached[1].value is value:
+            return cached
+        return None, Inline(value)
     sc = spark.sparkContext
     if cached is not None and cached[0] is sc._jsc:
         return cached
@@ -121,13 +162,14 @@ def broadcast(spark: Any, value: Any, cached: tuple[Any, Any] | None) -> tuple[A
 
 
 def set_log_level(spark: Any, level: str) -> None:
-    """``SparkContext.setLogLevel``."""
-    spark.sparkContext.setLogLevel(level)
+    """``SparkContext.setLogLevel`` (a Connect server's log level is the server's own)."""
+    if not is_connect(spark):
+        spark.sparkContext.setLogLevel(level)
 
 
 def read_text_lines(spark: Any, path: str) -> list[str]:
     """Every line of the text files at ``path`` (a file or folder, any Hadoop filesystem)."""
-    return [str(line) for line in spark.sparkContext.textFile(path).collect()]
+    return [str(row[0]) for row in spark.read.text(path).collect()]
 
 
 def train_on_dataframe(distributor: Any, fn: Callable[..., Any], df: DataFrame,
@@ -141,14 +183,23 @@ def save_metadata(instance: Any, path: str, spark: Any, extra: dict[str, Any]) -
     """Spark's ``DefaultParamsWriter`` metadata JSON (class, uid, Params, ``extra``)."""
     from pyspark.ml.util import DefaultParamsWriter
 
-    DefaultParamsWriter.saveMetadata(instance, path, spark.sparkContext, extraMetadata=extra)
+    owner = spark if is_connect(spark) else spark.sparkContext  # pyspark 4 takes a session
+    DefaultParamsWriter.saveMetadata(instance, path, owner, extraMetadata=extra)
 
 
 def load_metadata(path: str, spark: Any) -> dict[str, Any]:
     """What :func:`save_metadata` wrote."""
     from pyspark.ml.util import DefaultParamsReader
 
-    return dict(DefaultParamsReader.loadMetadata(path, spark.sparkContext))
+    owner = spark if is_connect(spark) else spark.sparkContext
+    return dict(DefaultParamsReader.loadMetadata(path, owner))
+
+
+def filesystem(spark: Any, path: str) -> HadoopFS | ArrowFS:
+    """The filesystem that owns ``path``: Hadoop's through the JVM on classic sessions;
+    under Spark Connect pyarrow's, from the client (local paths then mean the client's
+    disk, which is the server's only when both run on one machine)."""
+    return ArrowFS(path) if is_connect(spark) else HadoopFS(spark, path)
 
 
 class HadoopFS:
@@ -193,4 +244,61 @@ class HadoopFS:
         """Paths matching a glob ``pattern``, sorted by modification time (oldest first)."""
         statuses = self._fs.globStatus(self._path(pattern)) or []
         found = [(s.getModificationTime(), s.getPath().toString()) for s in statuses]
+        return [p for _, p in sorted(found)]
+
+
+class ArrowFS:
+    """:class:`HadoopFS`'s operations through ``pyarrow.fs`` (no JVM: Spark Connect)."""
+
+    def __init__(self, path: str) -> None:
+        self._fs, _ = self._resolve(path)
+
+    @staticmethod
+    def _resolve(path: str) -> tuple[Any, str]:
+        from pyarrow import fs
+
+        return fs.FileSystem.from_uri(path if "://" in path else f"file://{path}")
+
+    def _p(self, path: str) -> str:
+        return str(self._resolve(path)[1])
+
+    def exists(self, path: str) -> bool:
+        from pyarrow import fs
+
+        return bool(self._fs.get_file_info(self._p(path)).type != fs.FileType.NotFound)
+
+    def rename(self, src: str, dst: str) -> None:
+        self._fs.move(self._p(src), self._p(dst))
+
+    def delete(self, path: str) -> None:
+        from pyarrow import fs
+
+        info = self._fs.get_file_info(self._p(path))
+        if info.type == fs.FileType.Directory:
+            self._fs.delete_dir(self._p(path))
+        elif info.type != fs.FileType.NotFound:
+            self._fs.delete_file(self._p(path))
+
+    def metadata_dirs(self, root: str) -> list[str]:
+        """Every directory named ``metadata`` below ``root`` (recursively), as paths."""
+        from pyarrow import fs
+
+        infos = self._fs.get_file_info(fs.FileSelector(self._p(root), recursive=True))
+        found = {i.path for i in infos if i.type == fs.FileType.Directory
+                 and i.base_name == "metadata"}
+        here = self._fs.get_file_info(self._p(root) + "/metadata")
+        if here.type == fs.FileType.Directory:
+            found.add(here.path)
+        return sorted(found)
+
+    def siblings(self, pattern: str) -> list[str]:
+        """Paths matching a glob ``pattern`` in its folder, oldest first."""
+        import fnmatch
+        import posixpath
+
+        from pyarrow import fs
+
+        folder, name = posixpath.split(self._p(pattern))
+        infos = self._fs.get_file_info(fs.FileSelector(folder or "/", allow_not_found=True))
+        found = [(i.mtime_ns or 0, i.path) for i in infos if fnmatch.fnmatch(i.base_name, name)]
         return [p for _, p in sorted(found)]

@@ -44,7 +44,7 @@ from typing import Any, Callable, Sequence
 
 from pyspark.ml.util import DefaultParamsReader, MLReadable, MLReader, MLWritable, MLWriter
 
-from spark_dl.compat import HadoopFS, active_session, load_metadata, save_metadata
+from spark_dl.compat import active_session, filesystem, load_metadata, save_metadata
 from spark_dl.errors import UnsafeModelError
 from spark_dl.inputs import InputLayout
 from spark_dl.model_spec import ModelSpec
@@ -69,7 +69,7 @@ def replace_atomically(spark: Any, path: str, write: Callable[[str], None], *,
     the old one sits at ``<path>.old-<id>``: :func:`recover` (used by spark_dl's readers,
     :func:`load_atomic` and ``spark-dl score``) finds it.
     """
-    fs = HadoopFS(spark, path)
+    fs = filesystem(spark, path)
     if fs.exists(path) and not overwrite:
         raise FileExistsError(
             f"Path {path} already exists. Use model.write().overwrite().save(path) (or "
@@ -111,7 +111,7 @@ def save_atomic(stage: Any, path: str, *, overwrite: bool = False) -> None:
 def load_atomic(cls: Any, path: str) -> Any:
     """``cls.load(path)``, or the previous version an interrupted :func:`save_atomic` left
     beside ``path``."""
-    return cls.load(recover(HadoopFS(active_session(), path), path))
+    return cls.load(recover(filesystem(active_session(), path), path))
 
 
 class StageWriter(MLWriter):
@@ -146,7 +146,7 @@ class StageReader(MLReader):
         return self
 
     def load(self, path: str) -> Any:
-        path = recover(HadoopFS(self.sparkSession, path), path)
+        path = recover(filesystem(self.sparkSession, path), path)
         metadata = load_metadata(path, self.sparkSession)
         expected = f"{self.cls.__module__}.{self.cls.__name__}"
         if metadata["class"] != expected:
@@ -231,7 +231,7 @@ def _check_before_building(spec: ModelSpec, injected: dict[str, Any], weights: b
     check_weights_fit(weights, meta, where, spec.name)
 
 
-def recover(fs: HadoopFS, path: str) -> str:
+def recover(fs: Any, path: str) -> str:
     """``path``, or the old model an interrupted overwrite left beside it."""
     if fs.exists(path):
         return path

@@ -89,16 +89,19 @@ def partition_stats(df: DataFrame) -> PartitionStats:
 
     With more than twice ``defaultParallelism`` partitions the job runs one task per slot.
     """
-    n = num_partitions(df)
-    counts = [0] * n
+    n = num_partitions(df)  # None under Spark Connect: the job's own partition ids tell
     ids = df.select(F.spark_partition_id().alias("p"))
     slots = default_parallelism(df.sparkSession)
-    if n > 2 * slots:
+    if n is not None and n > 2 * slots:
         # Many partitions: number the rows in their own partitions, then count them in one
         # task per slot (coalesce, no shuffle) instead of one short task per partition.
         ids = ids.coalesce(slots)
-    for row in ids.groupBy("p").count().collect():
-        counts[int(row["p"])] = int(row["count"])
+    found = {int(row["p"]): int(row["count"]) for row in ids.groupBy("p").count().collect()}
+    if n is None:  # trailing empty partitions are invisible without the RDD
+        n = max(found, default=-1) + 1
+    counts = [0] * n
+    for p, c in found.items():
+        counts[p] = c
     return PartitionStats(counts)
 
 

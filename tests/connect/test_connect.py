@@ -1,0 +1,48 @@
+"""The stages from a Spark Connect client: a separate process that has only a remote
+session (pyspark switches to Connect mode process-wide, so it cannot share the classic
+test session's process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+HELPER = os.path.join(os.path.dirname(__file__), "..", "helpers", "connect_job.py")
+
+
+@pytest.fixture(scope="module")
+def connect_run(connect_url, tmp_path_factory):
+    work = tmp_path_factory.mktemp("connect_job")
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
+    proc = subprocess.run([sys.executable, HELPER, connect_url, str(work)], env=env,
+                          capture_output=True, text=True, timeout=540)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-6000:]
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def test_the_client_has_no_spark_context(connect_run):
+    assert connect_run["connect"] is True
+
+
+def test_pipeline_fit_transform_save_load_over_connect(connect_run):
+    assert connect_run["auc"] > 0.95
+    assert connect_run["reloaded_equal"] and connect_run["uid_equal"]
+
+
+def test_feature_and_skew_stages_over_connect(connect_run):
+    assert connect_run["ids"] == [[2, 3, 2], [4, 0, 0]]
+    assert connect_run["pixels"] == 12
+    assert connect_run["windows"] == 4
+    assert connect_run["rebalanced_rows"] == 600
+    assert sum(connect_run["partitions"]) == 600 and len(connect_run["partitions"]) == 4
+    assert connect_run["profile_rows"] == 600
+
+
+def test_cross_validation_over_connect(connect_run):
+    assert connect_run["cv_metrics"] == 2
+    assert connect_run["cv_best_lr"] == 0.05  # 2 epochs at 0.001 learn next to nothing

@@ -1,0 +1,73 @@
+"""Run spark_dl's stages from a Spark Connect client (no SparkContext, no JVM in this
+process). Usage: ``connect_job.py sc://127.0.0.1:PORT WORKDIR``; prints one JSON line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.evaluation import BinaryClassificationEvaluator
+from pyspark.ml.feature import VectorAssembler
+from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from spark_dl import ImageTensorizer, SequenceWindower, TorchClassifier, Vocabulary
+from spark_dl.compat import is_connect
+from spark_dl.skew import Rebalancer, partition_stats, profile
+
+
+def main(url: str, work: str) -> dict:
+    spark = SparkSession.builder.remote(url).getOrCreate()
+    out: dict = {"connect": is_connect(spark)}
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(float)
+    df = spark.createDataFrame([(*map(float, r), float(t)) for r, t in zip(X, y)],
+                               "a double, b double, c double, d double, label double")
+    pipe = Pipeline(stages=[
+        VectorAssembler(inputCols=["a", "b", "c", "d"], outputCol="features"),
+        TorchClassifier(modelParams={"hidden_layers": [8]}, maxEpochs=8, batchSize=32,
+                        learningRate=0.02, seed=1)])
+    model = pipe.fit(df)
+    scored = model.transform(df)
+    out["auc"] = BinaryClassificationEvaluator().evaluate(scored)
+    path = os.path.join(work, "pipeline")
+    model.write().overwrite().save(path)
+    loaded = PipelineModel.load(path)
+    a = [r.prediction for r in scored.orderBy("a").select("prediction").collect()]
+    b = [r.prediction for r in loaded.transform(df).orderBy("a").select("prediction").collect()]
+    out["reloaded_equal"] = a == b
+    out["uid_equal"] = [s.uid for s in loaded.stages] == [s.uid for s in model.stages]
+
+    clf = TorchClassifier(modelParams={"hidden_layers": [4]}, maxEpochs=2, batchSize=64)
+    grid = ParamGridBuilder().addGrid(clf.learningRate, [0.001, 0.05]).build()
+    cv = CrossValidator(estimator=clf, estimatorParamMaps=grid, numFolds=2, seed=0,
+                        evaluator=BinaryClassificationEvaluator())
+    assembled = model.stages[0].transform(df)
+    cv_model = cv.fit(assembled)
+    out["cv_metrics"] = len(cv_model.avgMetrics)
+    out["cv_best_lr"] = cv_model.bestModel.getLearningRate()
+
+    tokens = spark.createDataFrame([(["a", "b", "a"],), (["c"],)], "tokens array<string>")
+    vocab = Vocabulary(vocabSize=5, sequenceLength=3).fit(tokens)
+    out["ids"] = [r.ids for r in vocab.transform(tokens).collect()]
+    px = spark.createDataFrame([([0.5] * 12,)], "px array<double>")
+    tens = ImageTensorizer(inputCol="px", inputShape=[2, 2, 3], size=[2, 2], scale=1.0)
+    out["pixels"] = len(tens.transform(px).first().features)
+    series = spark.createDataFrame([("k", t, float(t)) for t in range(6)], "k string, t long, x double")
+    w = SequenceWindower(keyCol="k", timeCol="t", valueCols=["x"], windowLength=3)
+    out["windows"] = w.transform(series).count()
+    skewed = df.repartition(4)
+    out["rebalanced_rows"] = Rebalancer(numPartitions=2).transform(skewed).count()
+    out["partitions"] = partition_stats(skewed).counts
+    out["profile_rows"] = profile(df, label_col="label").partitions.rows
+    spark.stop()
+    return out
+
+
+if __name__ == "__main__":
+    print("RESULT " + json.dumps(main(sys.argv[1], sys.argv[2])), flush=True)

@@ -4,8 +4,8 @@
   network build per Python worker (not per partition or task), 100x more tasks should
   cost little. Target: t200_tasks / t2 <= 1.2.
 - ``t200_auto``: the same 200 partitions with the default ``rebalance="auto"``, which
-  merges small partitions (``spark.dl.inference.minRowsPerTask``) before scoring: what a
-  user gets. Reported beside it, without a target of its own.
+  deals the rows round-robin into the default parallelism before scoring (one shuffle):
+  what a user gets. Reported beside it, without a target of its own.
 
 Interleaved rounds in an order shuffled every round (seeded), median of per-round ratios
 of wall time.

@@ -13,7 +13,9 @@ busy neighbour hides the cost of skew, since one core is then all there is to us
    rows (a ``coalesce(1)`` slice unioned with a ``repartition(7)`` of the rest). A fitted
    ``TorchClassificationModel`` scores them with ``model.transform(df)`` and a ``noop``
    write: with the default ``rebalance="auto"`` and with ``rebalance="never"``, each on A
-   and B; plus ``spark_dl.skew.rebalance(B)`` alone (what auto adds, without the model).
+   and B (``auto`` is a lazy round-robin ``repartition`` into the default parallelism);
+   plus ``spark_dl.skew.rebalance(B)`` alone (the exact, counted dealing of the
+   ``Rebalancer``, without the model).
    The network has hidden layers 1024, 1024 (not 256, 256: there the forward pass was
    about a quarter of the job and Spark's data movement the rest). Target: B/A <= 1.15
    with ``auto``.

@@ -43,6 +43,7 @@ from spark_dl.validation import (
     collect_stats,
     features_as_float_array,
     nominal_num_classes,
+    refuse_streaming,
     require,
 )
 
@@ -141,6 +142,8 @@ class _TorchEstimator(Estimator, _TorchStageParams, Persistable):
 
         fit_started = time.time()
         spark = dataset.sparkSession
+        refuse_streaming(dataset, type(self).__name__, "fit on", "training reads all rows. "
+                         "Fit on a batch DataFrame, then score the stream with the model.")
         self._check_params(spark)
         prepared, stats, layout, num_outputs = self._prepare(dataset)
         stats_done = time.time()

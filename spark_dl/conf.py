@@ -14,12 +14,6 @@ COLLECTIVE_TIMEOUT = ("spark.dl.train.collectiveTimeoutSeconds", 600)
 SLOT_WAIT = ("spark.dl.train.slotWaitSeconds", 60)
 #: Training attempts per fit() when the maxTrainAttempts Param is unset.
 MAX_TRAIN_ATTEMPTS = ("spark.dl.train.maxAttempts", 2)
-#: transform() rebalances (rebalance='auto') when max rows per partition / mean exceeds this.
-SKEW_RATIO = ("spark.dl.skew.maxPartitionRatio", 2.0)
-#: transform() (rebalance='auto') coalesces many partitions smaller than this many rows on
-#: average into fewer, never below the default parallelism: each Spark task through Python
-#: costs tens of milliseconds whatever its size.
-MIN_ROWS_PER_TASK = ("spark.dl.inference.minRowsPerTask", 100_000)
 #: Rows per forward pass when scoring (Arrow batches are split into chunks of this size).
 INFERENCE_BATCH_SIZE = ("spark.dl.inference.batchSize", 4096)
 #: torch intra-op threads per scoring task; 0 means spark.task.cpus.

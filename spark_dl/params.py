@@ -129,11 +129,12 @@ def check_optimizer_params(name: str, extra: dict[str, Any]) -> None:
         "fits only raise CheckpointMismatchError.", kind="bool", default=False,
         config="training.resume"),
     ParamSpec(
-        "rebalance", "Whether transform() first evens rows across partitions so that no "
-        "task straggles: 'auto' (when the largest partition holds more than "
-        "spark.dl.skew.maxPartitionRatio times the mean; costs one counting pass), 'always' "
-        "or 'never'. Training on the executors always deals rows evenly, one partition per "
-        "rank.", default="auto", check=one_of(REBALANCE), model_setter=True,
+        "rebalance", "How transform() evens rows across partitions so that no task "
+        "straggles, without running a job: 'auto' (deal rows round-robin into the default "
+        "parallelism: one shuffle; streaming input is left as it arrives), 'always' (the "
+        "same, micro-batches too) or 'never'. Training on the executors always deals rows "
+        "evenly, one partition per rank.",
+        default="auto", check=one_of(REBALANCE), model_setter=True,
         config="training.rebalance"),
 )
 class _TorchStageParams(

@@ -31,6 +31,12 @@ _FLOAT_ELEMENTS = (FloatType, DoubleType)
 _INT_ELEMENTS = (IntegerType, LongType, ShortType)
 
 
+def refuse_streaming(dataset: DataFrame, owner: str, what: str, instead: str) -> None:
+    """A clear error, before Spark's own, for work a stream cannot do."""
+    if dataset.isStreaming:
+        raise ValueError(f"{owner} cannot {what} a streaming DataFrame: {instead}")
+
+
 def require(cond: bool, owner: str, name: str, expected: str, got: Any) -> None:
     """Raise :func:`param_error` unless ``cond`` holds."""
     if not cond:

@@ -41,7 +41,12 @@ from spark_dl.param_table import (
 )
 from spark_dl.persistence import Persistable
 from spark_dl.skew.rows import local_index, offset_of, partition_offsets
-from spark_dl.validation import check_column_exists, check_numeric_column, require
+from spark_dl.validation import (
+    check_column_exists,
+    check_numeric_column,
+    refuse_streaming,
+    require,
+)
 
 WINDOW_START, WINDOW_END = "windowStart", "windowEnd"
 _OWNER = "SequenceWindower"
@@ -180,6 +185,9 @@ class SequenceWindower(Transformer, _SequenceWindowerParams, Persistable):
 
     # ------------------------------------------------------------------ driver: plan
     def _transform(self, dataset: DataFrame) -> DataFrame:
+        refuse_streaming(dataset, _OWNER, "window", "a series spans micro-batches. Window "
+                         "each micro-batch yourself in foreachBatch (its rows only), or window "
+                         "the stream's stored history as a batch DataFrame.")
         plan = self._resolve(dataset.schema)
         if plan.handle == "error":
             _raise_on_invalid(dataset, plan)

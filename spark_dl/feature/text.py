@@ -39,7 +39,7 @@ from spark_dl.param_table import (
     stage,
     validate_params,
 )
-from spark_dl.validation import check_column_exists, require
+from spark_dl.validation import check_column_exists, refuse_streaming, require
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +165,9 @@ class Vocabulary(Estimator, _VocabularyParams, Persistable):
         return self._output_schema(schema, self._resolve(schema, _EST))
 
     def _fit(self, dataset: DataFrame) -> VocabularyModel:
+        refuse_streaming(dataset, _EST, "fit on", "counting tokens needs all of them. Fit on "
+                         "a batch DataFrame (for example the stream's stored history), then "
+                         "use the VocabularyModel on the stream.")
         plan = self._resolve(dataset.schema, _EST)
         k, min_count = self.getVocabSize(), self.getMinCount()
         vocab = top_tokens(dataset, plan.input, k, min_count)

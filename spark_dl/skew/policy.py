@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from spark_dl import conf
-from spark_dl.compat import default_parallelism
+from spark_dl.compat import default_parallelism, is_connect
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -20,29 +19,26 @@ logger = logging.getLogger(__name__)
 
 
 def before_scoring(dataset: DataFrame, mode: str, owner: str) -> DataFrame:
-    """Apply a model's ``rebalance`` Param (``auto``, ``always`` or ``never``) to its input.
+    """Apply a model's ``rebalance`` Param to its input; lazily: no Spark job runs here.
 
-    ``auto`` counts rows per partition (one job) and deals them evenly when the largest
-    partition holds more than ``spark.dl.skew.maxPartitionRatio`` times the mean; many
-    small partitions are merged (no shuffle) down to what keeps every task slot busy.
+    * ``auto``: deal the rows round-robin into the default parallelism (one shuffle of the
+      input; the partitions are even to within one row per input partition, so no task
+      straggles on a lopsided input and a thousand tiny partitions become a few tasks).
+      A streaming DataFrame is scored as it arrives.
+    * ``always``: the same, on streaming DataFrames too (each micro-batch is dealt).
+    * ``never``: the input as it is (for inputs known to be even: it saves the shuffle).
+
+    Spark's ``REBALANCE`` hint is not used: adaptive execution then packs partitions up to
+    ``spark.sql.adaptive.advisoryPartitionSizeInBytes`` (64 MB), which for scoring means
+    one task, and one core, for most inputs a heavy network is given.
     """
-    from spark_dl.skew.profile import partition_stats
-    from spark_dl.skew.rebalance import rebalance
-
-    if mode == "never":
+    if mode == "never" or (mode == "auto" and dataset.isStreaming):
         return dataset
     spark = dataset.sparkSession
-    stats = partition_stats(dataset)
-    threshold = conf.get_float(spark, conf.SKEW_RATIO)
-    if mode == "always" or stats.max_over_mean > threshold:
-        logger.info("%s: rebalancing %d rows over %d partitions (max/mean %.2f)", owner,
-                    stats.rows, stats.num_partitions, stats.max_over_mean)
-        return rebalance(dataset, stats=stats)
-    # Many small partitions: merge neighbours (no shuffle), keeping every task slot busy.
-    min_rows = max(1, conf.get_int(spark, conf.MIN_ROWS_PER_TASK))
-    target = max(default_parallelism(spark), -(-stats.rows // min_rows))
-    if stats.num_partitions > 2 * target:
-        logger.info("%s: coalescing %d partitions of %d rows on average into %d", owner,
-                    stats.num_partitions, stats.rows // max(stats.num_partitions, 1), target)
-        return dataset.coalesce(target)
-    return dataset
+    if is_connect(spark):  # no SparkContext to ask, and no job may run in transform()
+        n = int(spark.conf.get("spark.default.parallelism", None)
+                or spark.conf.get("spark.sql.shuffle.partitions", "200"))
+    else:
+        n = default_parallelism(spark)
+    logger.debug("%s: dealing rows round-robin into %d partitions before scoring", owner, n)
+    return dataset.repartition(n)

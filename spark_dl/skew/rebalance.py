@@ -14,6 +14,7 @@ from pyspark.sql.types import StructType
 from spark_dl.param_table import ParamSpec, TableParams, at_least, declare, stage, validate_params
 from spark_dl.persistence import Persistable
 from spark_dl.skew.profile import PartitionStats, partition_stats
+from spark_dl.validation import refuse_streaming
 
 
 def rebalance(df: DataFrame, num_partitions: int | None = None,
@@ -48,6 +49,8 @@ class Rebalancer(Transformer, TableParams, Persistable):
         return schema
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
+        refuse_streaming(dataset, "Rebalancer", "deal", "dealing counts the rows first. Use "
+                         "rebalance='always' on the model, or df.repartition(n), on a stream.")
         validate_params(self)
         return rebalance(dataset, self.getNumPartitions() or None)
 

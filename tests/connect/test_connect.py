@@ -46,3 +46,8 @@ def test_feature_and_skew_stages_over_connect(connect_run):
 def test_cross_validation_over_connect(connect_run):
     assert connect_run["cv_metrics"] == 2
     assert connect_run["cv_best_lr"] == 0.05  # 2 epochs at 0.001 learn next to nothing
+
+
+def test_transform_runs_no_job_over_connect(connect_run):
+    assert connect_run["marks_after_transform"] == 0
+    assert connect_run["marks_after_write"] >= 600  # the marker does see evaluation

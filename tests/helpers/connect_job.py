@@ -41,6 +41,20 @@ def main(url: str, work: str) -> dict:
     a = [r.prediction for r in scored.orderBy("a").select("prediction").collect()]
     b = [r.prediction for r in loaded.transform(df).orderBy("a").select("prediction").collect()]
     out["reloaded_equal"] = a == b
+    marks = os.path.join(work, "marks")
+    os.makedirs(marks)
+
+    @F.udf("double")
+    def mark(value):  # leaves a file per evaluated row: transform() must evaluate none
+        import uuid
+
+        open(os.path.join(marks, uuid.uuid4().hex), "w").close()
+        return value
+
+    lazy = loaded.transform(df.withColumn("a", mark("a")))
+    out["marks_after_transform"] = len(os.listdir(marks))
+    lazy.write.format("noop").mode("overwrite").save()
+    out["marks_after_write"] = len(os.listdir(marks))
     out["uid_equal"] = [s.uid for s in loaded.stages] == [s.uid for s in model.stages]
 
     clf = TorchClassifier(modelParams={"hidden_layers": [4]}, maxEpochs=2, batchSize=64)

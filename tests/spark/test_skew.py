@@ -60,23 +60,24 @@ def test_rebalancer_keeps_the_partition_count_by_default(lopsided):
 def test_transform_rebalances_skewed_input_and_scores_the_same(lopsided, fitted_clf_2d):
     cols = ["id", "probability", "prediction"]
     auto = fitted_clf_2d.transform(lopsided)
+    always = fitted_clf_2d.copy({fitted_clf_2d.rebalance: "always"}).transform(lopsided)
     never = fitted_clf_2d.copy({fitted_clf_2d.rebalance: "never"}).transform(lopsided)
-    assert max(partition_stats(auto).counts) == 125  # dealt evenly before scoring
+    assert partition_stats(auto).counts == [500, 500]  # round-robin, default parallelism
+    assert partition_stats(always).counts == [500, 500]  # round-robin, default parallelism
     assert max(partition_stats(never).counts) == 900
     assert_df_equality(auto.select(cols), never.select(cols), ignore_row_order=True)
+    assert_df_equality(always.select(cols), never.select(cols), ignore_row_order=True)
 
 
-def test_transform_coalesces_many_small_partitions(spark, lopsided, fitted_clf_2d):
-    """40 even partitions of 25 rows: auto merges them (no shuffle) into the default
-    parallelism; never keeps them; the scores are the same."""
+def test_transform_merges_many_small_partitions(spark, lopsided, fitted_clf_2d):
+    """40 even partitions of 25 rows: auto deals them into the default parallelism; never
+    keeps the 40; the scores are the same."""
     many = lopsided.repartition(40).cache()
     cols = ["id", "probability", "prediction"]
     auto = fitted_clf_2d.transform(many)
     never = fitted_clf_2d.copy({fitted_clf_2d.rebalance: "never"}).transform(many)
     assert auto.rdd.getNumPartitions() == spark.sparkContext.defaultParallelism == 2
     assert never.rdd.getNumPartitions() == 40
-    assert "Exchange" not in auto._jdf.queryExecution().executedPlan().toString().split(
-        "InMemoryTableScan")[0]
     assert_df_equality(auto.select(cols), never.select(cols), ignore_row_order=True)
 
 

@@ -1,0 +1,96 @@
+"""A fitted model scores a Structured Streaming DataFrame: each input row exactly once,
+across a restart from the checkpoint, with the scores batch scoring gives."""
+
+from __future__ import annotations
+
+import pytest
+from pyspark.ml import PipelineModel
+from pyspark.ml.feature import VectorAssembler
+from pyspark.sql import functions as F
+
+SCHEMA = "id long, a double, b double, c double, d double"
+
+
+def _write_batch(spark, folder, start, n):
+    rows = [(i, float(i % 7), float(i % 5) - 2, float(i % 3), float(i % 11) / 10)
+            for i in range(start, start + n)]
+    spark.createDataFrame(rows, SCHEMA).coalesce(1).write.mode("append").parquet(str(folder))
+
+
+@pytest.fixture(scope="module")
+def pipeline_model(spark):
+    from spark_dl import TorchClassifier
+
+    rows = [(i, float(i % 7), float(i % 5) - 2, float(i % 3), float(i % 11) / 10,
+             float(i % 7 > 3)) for i in range(300)]
+    df = spark.createDataFrame(rows, SCHEMA + ", label double")
+    assembler = VectorAssembler(inputCols=["a", "b", "c", "d"], outputCol="features")
+    clf = TorchClassifier(maxEpochs=2, modelParams={"hidden_layers": [4]})
+    return PipelineModel(stages=[assembler, clf.fit(assembler.transform(df))])
+
+
+def test_streamed_rows_are_scored_once_across_a_restart(spark, pipeline_model, tmp_path):
+    src, out, ckpt = tmp_path / "in", tmp_path / "out", tmp_path / "ckpt"
+    _write_batch(spark, src, 0, 100)
+
+    def run_once():
+        stream = spark.readStream.schema(SCHEMA).parquet(str(src))
+        scored = pipeline_model.transform(stream).select("id", "prediction", "probability")
+        query = (scored.writeStream.format("parquet").option("path", str(out))
+                 .option("checkpointLocation", str(ckpt)).trigger(availableNow=True).start())
+        query.awaitTermination(240)
+        assert query.exception() is None
+
+    run_once()
+    _write_batch(spark, src, 100, 50)
+    run_once()  # a new query, restarted from the checkpoint
+    streamed = spark.read.parquet(str(out))
+    assert streamed.count() == 150 and streamed.select("id").distinct().count() == 150
+    batch = pipeline_model.transform(spark.read.schema(SCHEMA).parquet(str(src)))
+    joined = streamed.alias("s").join(batch.alias("b"), "id")
+    assert joined.count() == 150
+    assert joined.filter(F.col("s.prediction") != F.col("b.prediction")).count() == 0
+
+
+def test_foreach_batch_scores_a_rate_source(spark, pipeline_model, tmp_path):
+    seen = []
+
+    def sink(batch, epoch_id):
+        seen.extend(r.prediction for r in batch.select("prediction").collect())
+
+    stream = (spark.readStream.format("rate").option("rowsPerSecond", 50).load()
+              .select(F.col("value").alias("id"), (F.col("value") % 7).cast("double").alias("a"),
+                      F.lit(0.0).alias("b"), F.lit(1.0).alias("c"), F.lit(0.5).alias("d")))
+    query = (pipeline_model.transform(stream).writeStream.foreachBatch(sink)
+             .option("checkpointLocation", str(tmp_path / "ckpt")).start())
+    try:
+        query.processAllAvailable()
+        import time
+
+        deadline = time.monotonic() + 60
+        while len(seen) < 20 and time.monotonic() < deadline:
+            query.processAllAvailable()
+            time.sleep(0.5)
+    finally:
+        query.stop()
+    assert query.exception() is None
+    assert len(seen) >= 20 and set(seen) <= {0.0, 1.0}
+
+
+def test_stages_that_cannot_stream_say_so(spark, tmp_path):
+    from spark_dl import SequenceWindower, TorchClassifier, Vocabulary
+    from spark_dl.skew import Rebalancer
+
+    _write_batch(spark, tmp_path, 0, 5)
+    stream = spark.readStream.schema(SCHEMA).parquet(str(tmp_path))
+    with pytest.raises(ValueError, match="SequenceWindower cannot window a streaming"):
+        SequenceWindower(keyCol="id", timeCol="a", valueCols=["b"], windowLength=2
+                         ).transform(stream)
+    with pytest.raises(ValueError, match="Rebalancer cannot deal a streaming DataFrame"):
+        Rebalancer().transform(stream)
+    tokens = stream.select(F.array(F.col("id").cast("string")).alias("tokens"))
+    with pytest.raises(ValueError, match="Vocabulary cannot fit on a streaming"):
+        Vocabulary().fit(tokens)
+    vectors = VectorAssembler(inputCols=["a", "b"], outputCol="features").transform(stream)
+    with pytest.raises(ValueError, match="TorchClassifier cannot fit on a streaming"):
+        TorchClassifier().fit(vectors.withColumn("label", F.lit(0.0)))

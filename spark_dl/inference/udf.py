@@ -1,7 +1,7 @@
 """Driver side of scoring: wrap :mod:`spark_dl.inference.scoring` in a Spark Arrow UDF.
 
-The output type is declared up front, so no job runs to discover a schema (the model's
-``rebalance="auto"`` does run one counting job over the input: see ``_TorchModel``).
+The output type is declared up front, so no job runs to discover a schema (and the
+model's ``rebalance`` adds no job either: see :mod:`spark_dl.skew.policy`).
 ``arrow_udf`` (pyspark >= 4.1) hands the function ``pyarrow`` arrays directly; older
 releases fall back to an iterator ``pandas_udf`` (also forced by
 ``spark.dl.udf.kind=pandas``).

@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--overwrite", action="store_true", help="replace existing output")
     score.add_argument("--master", default="local[*]",
                        help="Spark master when not launched by spark-submit")
+    score.add_argument("--remote", default=None, metavar="sc://HOST:PORT",
+                       help="score from a Spark Connect client of this server")
     score.add_argument("--verbose", action="store_true", help="Spark's INFO logs and progress")
     return p
 
@@ -49,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
 def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config value (YAML syntax), e.g. training.max_epochs=3")
+    p.add_argument("--remote", default=None, metavar="sc://HOST:PORT",
+                   help="run as a Spark Connect client of this server (spark.remote)")
     p.add_argument("--verbose", action="store_true", help="Spark's INFO logs and progress")
 
 
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "run":
-            return _run(args.config, args.set, args.verbose)
+            return _run(args.config, _with_remote(args), args.verbose)
         return _score(args)
     except ConfigError as exc:
         print(f"spark-dl: error: {exc}", file=sys.stderr)
@@ -72,10 +76,14 @@ def run_pipeline(name: str, argv: list[str] | None = None) -> int:
     _run_options(p)
     args = p.parse_args(argv)
     try:
-        return _run(args.config, args.set, args.verbose, expected=name)
+        return _run(args.config, _with_remote(args), args.verbose, expected=name)
     except ConfigError as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _with_remote(args: argparse.Namespace) -> list[str]:
+    return args.set + ([f"spark.remote={args.remote}"] if args.remote else [])
 
 
 def _run(config: str, overrides: list[str], verbose: bool, expected: str | None = None) -> int:
@@ -90,7 +98,7 @@ def _run(config: str, overrides: list[str], verbose: bool, expected: str | None 
 
 # ---------------------------------------------------------------------- score
 def _score(args: argparse.Namespace) -> int:
-    spark = _session(args.master, args.verbose)
+    spark = _session(args.master, args.verbose, args.remote)
     model = load_model(spark, args.model)
     df = _read(spark, args.input, args.input_format)
     scored = model.transform(df)
@@ -99,7 +107,7 @@ def _score(args: argparse.Namespace) -> int:
     missing = [c for c in cols if c not in scored.columns]
     if missing:
         raise ConfigError(f"--columns {missing} are not in the scored data: {scored.columns}.")
-    writer = _portable(scored.select(*cols)).write.mode("overwrite" if args.overwrite else "errorifexists")
+    writer = _portable(scored.select(*cols)).write.mode("overwrite" if args.overwrite else "error")
     try:
         if args.output_format == "table":
             writer.saveAsTable(args.output)
@@ -115,10 +123,10 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _session(master: str, verbose: bool) -> Any:
+def _session(master: str, verbose: bool, remote: str | None = None) -> Any:
     from spark_dl.jobs.session import spark_session
 
-    return spark_session("spark-dl-score", master, {}, verbose)
+    return spark_session("spark-dl-score", master, {}, verbose, remote=remote)
 
 
 def load_model(spark: Any, path: str) -> Any:

@@ -42,6 +42,7 @@ BASE_SCHEMA: Schema = {
     "pipeline": Str(required=True, choices=PIPELINES),
     "spark": {
         "master": Str("local[2]"),
+        "remote": Str(),  # a Spark Connect URL, sc://host:port: run as a Connect client
         "app_name": Str(),
         "conf": Mapping({"spark.sql.shuffle.partitions": 8, "spark.ui.enabled": False}),
     },

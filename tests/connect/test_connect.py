@@ -51,3 +51,8 @@ def test_cross_validation_over_connect(connect_run):
 def test_transform_runs_no_job_over_connect(connect_run):
     assert connect_run["marks_after_transform"] == 0
     assert connect_run["marks_after_write"] >= 600  # the marker does see evaluation
+
+
+def test_spark_dl_score_and_run_with_remote(connect_run):
+    assert connect_run["score_rc"] == 0 and connect_run["scored_rows"] == 600
+    assert connect_run["run_rc"] == 0 and "auc_pr" in connect_run["job_metrics"]

@@ -79,6 +79,20 @@ def main(url: str, work: str) -> dict:
     out["rebalanced_rows"] = Rebalancer(numPartitions=2).transform(skewed).count()
     out["partitions"] = partition_stats(skewed).counts
     out["profile_rows"] = profile(df, label_col="label").partitions.rows
+    from spark_dl.cli import main as spark_dl
+
+    src, dst = os.path.join(work, "to_score"), os.path.join(work, "scored")
+    df.write.parquet(src)
+    out["score_rc"] = spark_dl(["score", "--remote", url, "--model", path, "--input", src,
+                                "--output", dst, "--columns", "a,prediction"])
+    out["scored_rows"] = spark.read.parquet(dst).count()
+    conf = os.path.join(os.path.dirname(__file__), "..", "..", "conf", "fraud_detection.yaml")
+    job = os.path.join(work, "job")
+    out["run_rc"] = spark_dl(["run", conf, "--remote", url, "--set", "data.rows=3000",
+                              "--set", "training.max_epochs=1", "--set", f"output.dir={job}",
+                              "--set", "output.report=false"])
+    with open(os.path.join(job, "metrics.json"), encoding="utf-8") as f:
+        out["job_metrics"] = sorted(json.load(f)["metrics"])
     spark.stop()
     return out
 

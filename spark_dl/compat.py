@@ -93,12 +93,13 @@ def active_session() -> SparkSession:
 _PARALLELISM: dict[str, int] = {}
 
 
-def default_parallelism(spark: Any) -> int:
+def default_parallelism(spark: Any, *, probe: bool = True) -> int:
     """The task slots Spark plans with (``SparkContext.defaultParallelism``).
 
     Spark Connect has no SparkContext: ``spark.default.parallelism`` when set, else the
     partitions of ``spark.range`` (which Spark makes ``defaultParallelism`` of), probed by
-    one small job per session and remembered.
+    one small job per session and remembered. ``probe=False`` (for ``transform()``, which
+    runs no job) takes ``spark.sql.shuffle.partitions`` instead of probing.
     """
     if not is_connect(spark):
         return int(spark.sparkContext.defaultParallelism)
@@ -106,6 +107,8 @@ def default_parallelism(spark: Any) -> int:
     if conf:
         return int(conf)
     key = str(getattr(spark, "session_id", id(spark)))
+    if key not in _PARALLELISM and not probe:
+        return int(spark.conf.get("spark.sql.shuffle.partitions", "200"))
     if key not in _PARALLELISM:
         from pyspark.sql import functions as F
 
@@ -257,7 +260,10 @@ class ArrowFS:
     def _resolve(path: str) -> tuple[Any, str]:
         from pyarrow import fs
 
-        return fs.FileSystem.from_uri(path if "://" in path else f"file://{path}")
+        import os
+
+        return fs.FileSystem.from_uri(path if "://" in path else
+                                      f"file://{os.path.abspath(path)}")
 
     def _p(self, path: str) -> str:
         return str(self._resolve(path)[1])
@@ -284,12 +290,8 @@ class ArrowFS:
         from pyarrow import fs
 
         infos = self._fs.get_file_info(fs.FileSelector(self._p(root), recursive=True))
-        found = {i.path for i in infos if i.type == fs.FileType.Directory
-                 and i.base_name == "metadata"}
-        here = self._fs.get_file_info(self._p(root) + "/metadata")
-        if here.type == fs.FileType.Directory:
-            found.add(here.path)
-        return sorted(found)
+        return sorted(i.path for i in infos
+                      if i.type == fs.FileType.Directory and i.base_name == "metadata")
 
     def siblings(self, pattern: str) -> list[str]:
         """Paths matching a glob ``pattern`` in its folder, oldest first."""

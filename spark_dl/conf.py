@@ -74,13 +74,3 @@ def byte_string_as_bytes(raw: str, key: str) -> int:
         raise ValueError(f"Spark conf {key!r} must be a size such as '1g' or '512m'. "
                          f"Got {raw!r}.")
     return int(match.group(1)) * _BYTE_UNITS[match.group(2)]
-
-
-def get_float(spark: Any, setting: tuple[str, float]) -> float:
-    """Read a float ``spark.dl.*`` conf, with the error naming the key on a bad value."""
-    key, default = setting
-    raw = spark.conf.get(key, str(default))
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"Spark conf {key!r} must be a number. Got {raw!r}.") from None

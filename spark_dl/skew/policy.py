@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from spark_dl.compat import default_parallelism, is_connect
+from spark_dl.compat import default_parallelism
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -34,11 +34,6 @@ def before_scoring(dataset: DataFrame, mode: str, owner: str) -> DataFrame:
     """
     if mode == "never" or (mode == "auto" and dataset.isStreaming):
         return dataset
-    spark = dataset.sparkSession
-    if is_connect(spark):  # no SparkContext to ask, and no job may run in transform()
-        n = int(spark.conf.get("spark.default.parallelism", None)
-                or spark.conf.get("spark.sql.shuffle.partitions", "200"))
-    else:
-        n = default_parallelism(spark)
+    n = default_parallelism(dataset.sparkSession, probe=False)  # no job in transform()
     logger.debug("%s: dealing rows round-robin into %d partitions before scoring", owner, n)
     return dataset.repartition(n)

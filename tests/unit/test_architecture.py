@@ -51,6 +51,10 @@ def test_classic_only_calls_live_in_the_adapter():
         for node in ast.walk(_tree(path)):
             if isinstance(node, ast.Attribute) and node.attr in CLASSIC_ONLY:
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} .{node.attr}")
+            if isinstance(node, ast.ImportFrom) and any(a.name == "is_connect"
+                                                        for a in node.names):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} is_connect "
+                                 "(branch on the session type inside compat.py only)")
     assert not offenders, "use spark_dl.compat instead: " + ", ".join(offenders)
 
 

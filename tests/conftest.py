@@ -38,3 +38,55 @@ def spark():
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """After a test times out, report what Spark was doing and leave the session usable.
+
+    pytest-timeout interrupts the test inside a py4j call, so the thread's gateway
+    connection still holds the JVM's unread answer and every later call would read the
+    wrong reply (``KeyError: 'p'``, "functions does not exist in the JVM"). Dropping that
+    connection and cancelling the timed-out test's jobs confines the failure to one test.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    if call.excinfo is None or not str(call.excinfo.value).startswith("Timeout"):
+        return
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context  # no py4j call: the connection is stale
+    if context is not None:
+        report.sections.append(("Spark at timeout", _reset_after_timeout(context)))
+
+
+def _reset_after_timeout(context) -> str:
+    import threading
+
+    lines: list[str] = []
+    # A fresh thread gets its own gateway connection: describe what is running with it.
+    probe = threading.Thread(target=_describe_jobs, args=(context, lines), daemon=True)
+    probe.start()
+    probe.join(30)
+    client = context._gateway._gateway_client
+    stale = client.get_thread_connection() if hasattr(client, "get_thread_connection") else None
+    if stale is not None:
+        stale.close(reset=True)
+    context.cancelAllJobs()
+    return "\n".join(lines) or "no active stage"
+
+
+def _describe_jobs(context, lines: list[str]) -> None:
+    try:
+        _describe(context, lines)
+    except Exception as exc:  # noqa: BLE001 - diagnostics must not hide the timeout
+        lines.append(f"could not read the status tracker: {exc!r}")
+
+
+def _describe(context, lines: list[str]) -> None:
+    tracker = context.statusTracker()
+    for stage_id in tracker.getActiveStageIds():
+        info = tracker.getStageInfo(stage_id)
+        if info is not None:
+            lines.append(f"stage {stage_id} {info.name!r}: {info.numActiveTasks} running, "
+                         f"{info.numCompletedTasks}/{info.numTasks} done")

@@ -45,6 +45,16 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--remote", default=None, metavar="sc://HOST:PORT",
                        help="score from a Spark Connect client of this server")
     score.add_argument("--verbose", action="store_true", help="Spark's INFO logs and progress")
+    stream = score.add_argument_group(
+        "streaming", "score --input as a Structured Streaming source: each file (or table "
+        "row) once, appended to --output, resumable from --checkpoint")
+    stream.add_argument("--stream", action="store_true", help="score as a streaming query")
+    stream.add_argument("--checkpoint", default=None, metavar="PATH",
+                        help="the query's checkpoint folder (required with --stream); rerun "
+                             "with the same one to score only what arrived since")
+    stream.add_argument("--trigger-seconds", type=float, default=None, metavar="S",
+                        help="keep running, one micro-batch every S seconds, until stopped "
+                             "(default: score everything available now, then exit)")
     return p
 
 
@@ -98,15 +108,20 @@ def _run(config: str, overrides: list[str], verbose: bool, expected: str | None 
 
 # ---------------------------------------------------------------------- score
 def _score(args: argparse.Namespace) -> int:
+    _check_stream_args(args)
     spark = _session(args.master, args.verbose, args.remote)
     model = load_model(spark, args.model)
     df = _read(spark, args.input, args.input_format)
+    if args.stream:
+        df = _read_stream(spark, args.input, args.input_format, df)
     scored = model.transform(df)
     cols = ([c.strip() for c in args.columns.split(",") if c.strip()] if args.columns
             else scored.columns)
     missing = [c for c in cols if c not in scored.columns]
     if missing:
         raise ConfigError(f"--columns {missing} are not in the scored data: {scored.columns}.")
+    if args.stream:
+        return _score_stream(_portable(scored.select(*cols)), args, cols)
     writer = _portable(scored.select(*cols)).write.mode("overwrite" if args.overwrite else "error")
     try:
         if args.output_format == "table":
@@ -120,6 +135,57 @@ def _score(args: argparse.Namespace) -> int:
                               "replace it.") from None
         raise
     print(f"spark-dl score: wrote {', '.join(cols)} to {args.output} ({args.output_format})")
+    return 0
+
+
+def _check_stream_args(args: argparse.Namespace) -> None:
+    if not args.stream:
+        if args.checkpoint or args.trigger_seconds is not None:
+            raise ConfigError("--checkpoint and --trigger-seconds need --stream.")
+        return
+    if not args.checkpoint:
+        raise ConfigError("--stream needs --checkpoint PATH: the query records there what it "
+                          "has scored, so that a rerun scores each input once.")
+    if args.overwrite:
+        raise ConfigError("--stream appends to --output; --overwrite does not apply (use a "
+                          "new --output and --checkpoint to start over).")
+    if args.trigger_seconds is not None and args.trigger_seconds <= 0:
+        raise ConfigError(f"--trigger-seconds must be > 0. Got {args.trigger_seconds}.")
+
+
+def _read_stream(spark: Any, path: str, fmt: str | None, batch: Any) -> Any:
+    """``path`` as a streaming source, with the schema of the data already there."""
+    fmt = fmt or _format_of(path)
+    if fmt == "table":
+        return spark.readStream.table(path)
+    reader = spark.readStream.schema(batch.schema)
+    if fmt == "csv":
+        reader = reader.option("header", "true")
+    return reader.format(fmt).load(path)
+
+
+def _score_stream(scored: Any, args: argparse.Namespace, cols: list[str]) -> int:
+    writer = scored.writeStream.outputMode("append").option("checkpointLocation",
+                                                            args.checkpoint)
+    if args.trigger_seconds is None:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=f"{args.trigger_seconds} seconds")
+    if args.output_format == "table":
+        query = writer.toTable(args.output)
+    else:
+        query = writer.format(args.output_format).option("path", args.output).start()
+    print(f"spark-dl score: streaming {', '.join(cols)} to {args.output} "
+          f"({args.output_format}), checkpoint {args.checkpoint}", flush=True)
+    try:
+        query.awaitTermination()
+    except KeyboardInterrupt:
+        query.stop()
+    if query.exception() is not None:
+        raise RuntimeError(f"spark-dl score --stream failed: {query.exception()}")
+    progress = query.lastProgress
+    rows = progress["numInputRows"] if progress else 0
+    print(f"spark-dl score: the query stopped; its last micro-batch scored {rows} rows")
     return 0
 
 

@@ -34,11 +34,18 @@ def partition_offsets(rows_per_partition: dict[int, int]) -> list[int]:
 
 
 def offset_of(offsets: list[int], partition: Column) -> Column:
-    """The offset of the row's partition (``partition`` is its id), as a long column."""
+    """The offset of the row's partition (``partition`` is its id), as a long column.
+
+    A partition the counting job did not see gets offset 0. The same DataFrame can be split
+    differently by two queries (under Spark Connect a local relation is scanned as one
+    partition by an aggregation and as two by a sort), and dealing must then still place
+    every row exactly once: it does, only the split is up to one row per partition less even.
+    """
     from pyspark.sql import functions as F
 
-    return F.element_at(F.array(*[F.lit(o).cast("long") for o in offsets or [0]]),
-                        partition + 1)
+    known = F.array(*[F.lit(o).cast("long") for o in offsets or [0]])
+    return F.coalesce(F.try_element_at(known, (partition + 1).cast("int")),
+                      F.lit(0).cast("long"))
 
 
 def _partition_keys(spark: Any, n: int) -> list[int]:

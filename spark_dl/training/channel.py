@@ -1,119 +1,112 @@
-"""A channel from every training rank back to the driver, independent of TorchDistributor.
+"""How training ranks report back: through their own store and rank 0's result, never a socket
+to the driver.
 
-TorchDistributor's return value is unreliable: in local mode every rank writes the same
-output file (the last writer wins, often a rank that returned None), and it can report
-success when another rank failed. So each rank writes its own completion report, or its
-traceback, and rank 0 its trained weights, to a small key-value store (torch's
-``TCPStore``) served by the driver. The driver then checks that every rank finished with
-the same number of optimizer steps.
+Under Spark Connect the Python driver of a fit is the client (a notebook, a laptop), which
+executors may not be able to reach, so nothing here opens a connection toward it.
+
+- Every rank writes its outcome (a completion report, or its traceback) to the key-value
+  store its torchrun group already shares: torch's ``TCPStore`` at ``MASTER_ADDR:MASTER_PORT``,
+  served by the torchrun agent of the first node (the ranks reach each other anyway; DDP
+  needs it).
+- Rank 0 waits for every outcome and returns one payload: the trained weights, its history
+  and all outcomes.
+- On executors the payload comes back as the barrier job's own result rows (TorchDistributor
+  returns partition 0's value). Driver-local ranks all write the same TorchDistributor output
+  file (the last writer wins), so there rank 0 writes the payload to a folder of the driver's
+  and every rank returns None.
+
+A rank that fails catches its error, reports it and leaves the process group, so that peers
+blocked on it fail at once and report too, and the driver gets every rank's traceback.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import timedelta
 from typing import Any
 
-_DONE = "spark_dl/done/{rank}"
-_ERROR = "spark_dl/error/{rank}"
-_RESULT_WEIGHTS = "spark_dl/result/weights"
-_RESULT_META = "spark_dl/result/meta"
+_OUTCOME = "spark_dl/outcome/{rank}"
+_WEIGHTS_FILE = "weights.safetensors"
+_META_FILE = "result.json"
 
 
-class ReportServer:
-    """Driver-side store that ranks report to; close it when training ends."""
+class RankChannel:
+    """One rank's end of the channel; ``exchange`` on rank 0 returns every rank's outcome."""
 
-    def __init__(self, host: str) -> None:
-        from torch.distributed import TCPStore
-
-        self.host = host
-        self._store = TCPStore(
-            host, 0, is_master=True, wait_for_workers=False, timeout=timedelta(seconds=30)
-        )
-        self.port = int(self._store.port)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """``(host, port)`` for :class:`ReportClient`."""
-        return self.host, self.port
-
-    def _get(self, key: str) -> str | None:
-        if not self._store.check([key]):
-            return None
-        return self._store.get(key).decode("utf-8")
-
-    def reports(self, world_size: int) -> dict[int, dict[str, Any]]:
-        """Completion reports received, keyed by rank."""
-        found = {}
-        for rank in range(world_size):
-            text = self._get(_DONE.format(rank=rank))
-            if text is not None:
-                found[rank] = json.loads(text)
-        return found
-
-    def errors(self, world_size: int) -> dict[int, dict[str, Any]]:
-        """Failure reports (``traceback``, ``time``) received, keyed by rank."""
-        found = {}
-        for rank in range(world_size):
-            text = self._get(_ERROR.format(rank=rank))
-            if text is not None:
-                found[rank] = json.loads(text)
-        return found
-
-    def result(self) -> dict[str, Any] | None:
-        """Rank 0's result: ``weights`` (safetensors bytes) plus its JSON metadata, or None."""
-        if not self._store.check([_RESULT_WEIGHTS, _RESULT_META]):
-            return None
-        meta = json.loads(self._store.get(_RESULT_META).decode("utf-8"))
-        return {"weights": self._store.get(_RESULT_WEIGHTS), **meta}
-
-    def close(self) -> None:
-        """Stop serving (the store shuts down when released)."""
-        self._store = None  # type: ignore[assignment]
-
-
-class ReportClient:
-    """Rank-side writer; never raises, since reporting must not mask the real error."""
-
-    def __init__(self, address: tuple[str, int] | None, rank: int) -> None:
+    def __init__(self, rank: int, world: int, wait_s: float) -> None:
         self.rank = rank
-        self._store = None
-        if address is None:
-            return
-        try:
+        self.world = world
+        self.wait_s = wait_s
+        self._store: Any = None
+        if world > 1:
             from torch.distributed import TCPStore
 
             self._store = TCPStore(
-                address[0], int(address[1]), is_master=False, timeout=timedelta(seconds=60)
+                os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                timeout=timedelta(seconds=max(wait_s, 30)),
             )
-        except Exception:  # noqa: BLE001 - the driver will notice the missing report
-            self._store = None
 
-    def _set(self, key: str, payload: dict[str, Any]) -> None:
-        if self._store is None:
-            return
-        try:
-            self._store.set(key, json.dumps(payload))
-        except Exception:  # noqa: BLE001
-            pass
+    def exchange(self, outcome: dict[str, Any]) -> dict[int, dict[str, Any]]:
+        """Publish this rank's ``outcome``; rank 0 then waits up to ``wait_s`` for the others.
 
-    def done(self, **report: Any) -> None:
-        """Record that this rank finished training."""
-        self._set(_DONE.format(rank=self.rank), {"rank": self.rank, **report})
-
-    def result(self, weights: bytes, **meta: Any) -> None:
-        """Publish rank 0's trained weights and metadata; raises if the driver is unreachable.
-
-        The result goes through this store rather than TorchDistributor's return value,
-        whose output file every local rank overwrites in turn.
+        Returns ``{rank: outcome}`` on rank 0 (ranks that never reported are absent) and an
+        empty dict elsewhere.
         """
+        outcome = {**outcome, "rank": self.rank}
         if self._store is None:
-            raise RuntimeError("Cannot reach the driver's report store to return the model.")
-        self._store.set(_RESULT_WEIGHTS, weights)
-        self._store.set(_RESULT_META, json.dumps(meta))
+            return {self.rank: outcome}
+        self._store.set(_OUTCOME.format(rank=self.rank), json.dumps(outcome))
+        if self.rank != 0:
+            return {}
+        found = {0: outcome}
+        deadline = time.monotonic() + self.wait_s
+        while len(found) < self.world and time.monotonic() < deadline:
+            for peer in range(1, self.world):
+                key = _OUTCOME.format(rank=peer)
+                if peer not in found and self._store.check([key]):
+                    found[peer] = json.loads(self._store.get(key).decode("utf-8"))
+            if len(found) < self.world:
+                time.sleep(0.05)
+        return found
 
-    def error(self, traceback_text: str) -> None:
-        """Record this rank's traceback."""
-        payload = {"rank": self.rank, "traceback": traceback_text, "time": time.time()}
-        self._set(_ERROR.format(rank=self.rank), payload)
+
+def deliver(result_dir: str | None, result: dict[str, Any] | None,
+            outcomes: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
+    """Rank 0's payload: returned as is (executors), or written to ``result_dir`` (driver)."""
+    meta = {k: v for k, v in (result or {}).items() if k != "weights"}
+    meta["outcomes"] = {str(r): o for r, o in outcomes.items()}
+    weights = (result or {}).get("weights")
+    if result_dir is None:
+        return {"meta": json.dumps(meta), "weights": weights}
+    if weights is not None:
+        with open(os.path.join(result_dir, _WEIGHTS_FILE), "wb") as f:
+            f.write(weights)
+    tmp = os.path.join(result_dir, _META_FILE + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(meta, f)
+    os.replace(tmp, os.path.join(result_dir, _META_FILE))
+    return None
+
+
+def read_payload(returned: Any, result_dir: str | None) -> dict[str, Any] | None:
+    """The driver's view of rank 0's payload: ``weights`` (bytes or None), ``outcomes``
+    keyed by int rank, and the rest of rank 0's result; None when rank 0 delivered nothing."""
+    if result_dir is not None:
+        meta_path = os.path.join(result_dir, _META_FILE)
+        if not os.path.exists(meta_path):
+            return None
+        with open(meta_path, encoding="utf-8") as f:
+            meta = json.load(f)
+        weights_path = os.path.join(result_dir, _WEIGHTS_FILE)
+        weights = None
+        if os.path.exists(weights_path):
+            with open(weights_path, "rb") as f:
+                weights = f.read()
+    elif isinstance(returned, dict) and "meta" in returned:
+        meta, weights = json.loads(returned["meta"]), returned.get("weights")
+    else:
+        return None
+    outcomes = {int(r): o for r, o in meta.pop("outcomes", {}).items()}
+    return {**meta, "weights": weights, "outcomes": outcomes}

@@ -24,7 +24,7 @@ from spark_dl.compat import (
 )
 from spark_dl.skew.rows import balance
 from spark_dl.training.data import write_local_shards
-from spark_dl.training.channel import ReportServer
+from spark_dl.training.channel import read_payload
 from spark_dl.training.worker import run_rank
 
 if TYPE_CHECKING:
@@ -129,45 +129,32 @@ def _launch_once(
     local_mode: bool,
     use_gpu: bool,
 ) -> dict[str, Any]:
-    """One training attempt: run ``run_rank`` on every rank and verify their reports.
+    """One training attempt: run ``run_rank`` on every rank and verify rank 0's payload.
 
-    The result (``weights`` and ``history``) comes from the report store, not from
-    TorchDistributor's return value (see :mod:`spark_dl.training.channel`).
+    The payload carries every rank's outcome (see :mod:`spark_dl.training.channel`): it
+    comes back as the barrier job's result on executors, or in a driver folder.
     """
-    host = "127.0.0.1" if local_mode else spark.conf.get("spark.driver.host", "127.0.0.1")
-    server = ReportServer(host)
-    plan = replace(plan, report_address=server.address)
-    try:
+    with tempfile.TemporaryDirectory(prefix="spark_dl-train-") as tmp:
         try:
             if local_mode:
-                _run_on_driver(prepared, plan, num_processes, use_gpu)
+                shards = tuple(write_local_shards(collect_arrow(prepared), num_processes, tmp))
+                local_plan = replace(plan, shard_paths=shards, result_dir=tmp)
+                returned = _distributor(num_processes, True, use_gpu).run(run_rank, local_plan)
             else:
                 balanced = balance(prepared, num_processes, rows_per_partition)
                 distributor = _distributor(num_processes, False, use_gpu)
-                train_on_dataframe(distributor, run_rank, balanced, plan)
-        except Exception as exc:  # noqa: BLE001 - rewrapped with the ranks' own tracebacks
-            raise _failure(server, num_processes, exc) from exc
-        result = server.result()
-        reports = _verify(server, num_processes, result)
-        result["rows_per_rank"] = [reports[r].get("rows", {}) for r in range(num_processes)]
-        return result  # type: ignore[index,return-value]
-    finally:
-        server.close()
+                returned = train_on_dataframe(distributor, run_rank, balanced, plan)
+        except Exception as exc:  # noqa: BLE001 - rewrapped: no rank could report
+            raise TrainingFailedError(
+                "Training failed and no rank reported a Python error (a process may have been "
+                f"killed or failed to start). TorchDistributor reported: {exc}"
+            ) from exc
+        payload = read_payload(returned, tmp if local_mode else None)
+    return verify(payload, num_processes)
 
 
-def _run_on_driver(prepared: DataFrame, plan: TrainPlan, n: int, use_gpu: bool) -> None:
-    with tempfile.TemporaryDirectory(prefix="spark_dl-train-") as tmp:
-        shards = tuple(write_local_shards(collect_arrow(prepared), n, tmp))
-        _distributor(n, True, use_gpu).run(run_rank, replace(plan, shard_paths=shards))
-
-
-def _failure(server: ReportServer, n: int, exc: BaseException) -> TrainingFailedError:
-    errors = server.errors(n)
-    if not errors:
-        return TrainingFailedError(
-            f"Training failed and no rank reported a Python error (a process may have been "
-            f"killed or failed to start). TorchDistributor reported: {exc}"
-        )
+def _failure(outcomes: dict[int, dict[str, Any]], n: int) -> TrainingFailedError:
+    errors = {r: o for r, o in outcomes.items() if o.get("status") == "error"}
     first = min(errors.values(), key=lambda e: e["time"])
     others = sorted(r for r in errors if r != first["rank"])
     note = f" Ranks {others} failed after it." if others else ""
@@ -178,25 +165,33 @@ def _failure(server: ReportServer, n: int, exc: BaseException) -> TrainingFailed
     )
 
 
-def _verify(server: ReportServer, n: int, result: Any) -> dict[int, dict[str, Any]]:
-    reports = server.reports(n)
-    errors = server.errors(n)
-    if errors:
-        raise _failure(server, n, RuntimeError("TorchDistributor returned success"))
-    missing = sorted(set(range(n)) - set(reports))
+def verify(payload: dict[str, Any] | None, n: int) -> dict[str, Any]:
+    """The training result if every one of the ``n`` ranks finished alike; else raise.
+
+    Returns rank 0's result (``weights``, ``history``, ...) plus ``rows_per_rank``.
+    """
+    if payload is None:
+        raise TrainingFailedError(
+            "TorchDistributor returned, but rank 0 delivered no result; refusing to guess one.")
+    outcomes = payload["outcomes"]
+    if any(o.get("status") == "error" for o in outcomes.values()):
+        raise _failure(outcomes, n)
+    missing = sorted(set(range(n)) - set(outcomes))
     if missing:
         raise TrainingFailedError(
             f"TorchDistributor returned, but rank(s) {missing} of {n} never reported finishing "
             "training; refusing to return a model that not every rank agreed on."
         )
-    worlds = {r["world_size"] for r in reports.values()}
-    steps = {r["steps"] for r in reports.values()}
+    worlds = {o["world_size"] for o in outcomes.values()}
+    steps = {o["steps"] for o in outcomes.values()}
     if worlds != {n} or len(steps) != 1:
         raise TrainingFailedError(
             f"Training ranks disagree: world sizes {sorted(worlds)} (expected {n}), optimizer "
-            f"steps per rank {[reports[r]['steps'] for r in sorted(reports)]}."
+            f"steps per rank {[outcomes[r]['steps'] for r in sorted(outcomes)]}."
         )
-    if not isinstance(result, dict) or "weights" not in result:
+    if payload.get("weights") is None:
         raise TrainingFailedError("Rank 0 returned no trained weights.")
     logger.info("All %d ranks finished %d optimizer steps.", n, steps.pop())
-    return reports
+    result = {k: v for k, v in payload.items() if k != "outcomes"}
+    result["rows_per_rank"] = [outcomes[r].get("rows", {}) for r in range(n)]
+    return result

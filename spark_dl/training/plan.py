@@ -46,8 +46,8 @@ class TrainPlan:
     attempt: int = 1
     #: Whether ranks restore the latest checkpoint (resume=True, or any retry).
     resume: bool = False
-    #: ``host:port`` of the driver's report store.
-    report_address: str | None = None
+    #: Driver-local training only: the folder rank 0 writes its payload to (see channel.py).
+    result_dir: str | None = None
     #: Per-rank Arrow files for driver-local training; None on executors (TorchDistributor
     #: hands each rank its partition).
     shard_paths: tuple[str, ...] | None = None

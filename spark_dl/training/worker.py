@@ -1,8 +1,8 @@
 """Executor side: the function TorchDistributor runs in every rank.
 
 It receives only plain values (a :class:`~spark_dl.training.plan.TrainPlan`), imports
-torch inside, reports completion or its traceback to the driver's report store, and
-returns the trained weights from rank 0.
+torch inside, and reports its outcome through :mod:`spark_dl.training.channel`: rank 0
+returns the trained weights with every rank's completion report or traceback.
 """
 
 from __future__ import annotations
@@ -18,27 +18,55 @@ if TYPE_CHECKING:
     from spark_dl.training.plan import TrainPlan
 
 
-def run_rank(plan: TrainPlan) -> None:
-    """Train on this rank's rows; rank 0 publishes the weights to the driver's store.
+def run_rank(plan: TrainPlan) -> dict[str, Any] | None:
+    """Train on this rank's rows and report the outcome (see :mod:`spark_dl.training.channel`).
 
-    Returns None on every rank, so TorchDistributor's shared output file is the same
-    whichever rank writes it last.
+    Returns rank 0's payload on executors, and None on every other rank and for driver-local
+    training (where rank 0 writes the payload to ``plan.result_dir``). A failure is caught,
+    reported and turned into a clean exit once this rank has left the process group, so
+    that the driver receives every rank's traceback through rank 0.
     """
-    from spark_dl.training.channel import ReportClient
+    from spark_dl.training.channel import RankChannel, deliver
 
     started = time.time()
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    reporter = ReportClient(plan.report_address, rank)
+    import torch  # noqa: F401 - timed apart from the process group
+
+    imported = time.time()
+    device = _join(plan, world)
+    result: dict[str, Any] | None = None
     try:
-        result, steps, history_len, rows = _train(plan, rank, world)
-        result["timings"]["rank_started"] = started
-        if rank == 0:
-            reporter.result(result.pop("weights"), **result)
-    except BaseException:
-        reporter.error(traceback.format_exc())
-        raise
-    reporter.done(world_size=world, steps=steps, epochs=history_len, rows=rows, status="ok")
+        channel = RankChannel(rank, world, plan.timeout_s)
+        try:
+            result, report = _train(plan, device, rank, world)
+            result["timings"].update(rank_started=started, imports_done=imported)
+            outcome = {"status": "ok", "world_size": world, **report}
+        except Exception:  # noqa: BLE001 - reported to the driver with its traceback
+            outcome = {"status": "error", "traceback": traceback.format_exc(), "time": time.time()}
+            print(outcome["traceback"], file=sys.stderr, flush=True)
+            result = None
+    finally:
+        _leave(world)  # peers blocked on this rank fail now, not at the collective timeout
+    outcomes = channel.exchange(outcome)
+    return deliver(plan.result_dir, result, outcomes) if rank == 0 else None
+
+
+def _join(plan: TrainPlan, world: int) -> Any:
+    device = _device(plan.use_gpu)
+    if world > 1:
+        import torch.distributed as dist
+
+        backend = "nccl" if plan.use_gpu else "gloo"
+        dist.init_process_group(backend, timeout=timedelta(seconds=plan.timeout_s))
+    return device
+
+
+def _leave(world: int) -> None:
+    import torch.distributed as dist
+
+    if world > 1 and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _device(use_gpu: bool) -> Any:
@@ -71,10 +99,10 @@ def _maybe_resume(plan: TrainPlan, trainer: Any, rank: int) -> None:
         print(f"spark_dl resuming after epoch {trainer.start_epoch} from {source}", flush=True)
 
 
-def _train(plan: TrainPlan, rank: int, world: int
-           ) -> tuple[dict[str, Any], int, int, dict[str, int]]:
+def _train(plan: TrainPlan, device: Any, rank: int, world: int
+           ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """This rank's training: ``(result, report)``; only rank 0's result is used."""
     import torch
-    import torch.distributed as dist
     from safetensors.torch import save as st_save
 
     from spark_dl.inputs import InputLayout
@@ -82,45 +110,32 @@ def _train(plan: TrainPlan, rank: int, world: int
     from spark_dl.training.data import load_rank_arrays
     from spark_dl.training.loop import Collective, LoopConfig, RankData, Trainer, make_optimizer
 
-    timings = {"imports_done": time.time()}
-    device = _device(plan.use_gpu)
+    timings = {"process_group_ready": time.time()}
+    arrays = load_rank_arrays(plan.shard_paths, rank, plan.num_features)
+    timings["data_loaded"] = time.time()
+    layout = InputLayout.from_dict(plan.layout, plan.num_features)
+    train, val = (RankData.from_arrays(arrays, m, layout) for m in (~arrays["v"], arrays["v"]))
+    torch.manual_seed(plan.seed)
+    module = ModelSpec.from_json(plan.spec).build(**layout.injected(plan.num_outputs)).to(device)
+    model = module
     if world > 1:
-        backend = "nccl" if plan.use_gpu else "gloo"
-        dist.init_process_group(backend, timeout=timedelta(seconds=plan.timeout_s))
-    try:
-        timings["process_group_ready"] = time.time()
-        arrays = load_rank_arrays(plan.shard_paths, rank, plan.num_features)
-        timings["data_loaded"] = time.time()
-        layout = InputLayout.from_dict(plan.layout, plan.num_features)
-        train, val = (RankData.from_arrays(arrays, m, layout)
-                      for m in (~arrays["v"], arrays["v"]))
-        torch.manual_seed(plan.seed)
-        module = ModelSpec.from_json(plan.spec).build(
-            **layout.injected(plan.num_outputs)
-        ).to(device)
-        model = module
-        if world > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
+        from torch.nn.parallel import DistributedDataParallel as DDP
 
-            model = DDP(module, device_ids=[device.index] if plan.use_gpu else None)
-        opt = make_optimizer(plan.optimizer, model.parameters(), plan.lr,
-                             plan.optimizer_params)
-        loop_cfg = LoopConfig(
-            task=plan.task, max_epochs=plan.max_epochs, batch_size=plan.batch_size,
-            patience=plan.patience, checkpoint_dir=plan.checkpoint_dir, seed=plan.seed,
-            attempt=plan.attempt, fit_id=plan.fit_id, num_outputs=plan.num_outputs,
-            log=lambda line: print(line, file=sys.stdout, flush=True),
-        )
-        trainer = Trainer(model, module, opt, train, val, loop_cfg, Collective(world, device),
-                          rank)
-        _maybe_resume(plan, trainer, rank)
-        history = trainer.fit()
-        state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-        timings["first_step"] = trainer.first_step_at
-        result = {"weights": st_save(state), "history": history,
-                  "steps_per_epoch": trainer.steps_per_epoch, "timings": timings}
-        rows = {"train": len(train), "validation": len(val)}
-        return result, trainer.steps_run, len(history), rows
-    finally:
-        if world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
+        model = DDP(module, device_ids=[device.index] if plan.use_gpu else None)
+    opt = make_optimizer(plan.optimizer, model.parameters(), plan.lr, plan.optimizer_params)
+    loop_cfg = LoopConfig(
+        task=plan.task, max_epochs=plan.max_epochs, batch_size=plan.batch_size,
+        patience=plan.patience, checkpoint_dir=plan.checkpoint_dir, seed=plan.seed,
+        attempt=plan.attempt, fit_id=plan.fit_id, num_outputs=plan.num_outputs,
+        log=lambda line: print(line, file=sys.stdout, flush=True),
+    )
+    trainer = Trainer(model, module, opt, train, val, loop_cfg, Collective(world, device), rank)
+    _maybe_resume(plan, trainer, rank)
+    history = trainer.fit()
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    timings["first_step"] = trainer.first_step_at
+    result = {"weights": st_save(state), "history": history,
+              "steps_per_epoch": trainer.steps_per_epoch, "timings": timings}
+    report = {"steps": trainer.steps_run, "epochs": len(history),
+              "rows": {"train": len(train), "validation": len(val)}}
+    return result, report

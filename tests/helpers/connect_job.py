@@ -5,42 +5,48 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 import numpy as np
-from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.evaluation import BinaryClassificationEvaluator
 from pyspark.ml.feature import VectorAssembler
 from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from spark_dl import ImageTensorizer, SequenceWindower, TorchClassifier, Vocabulary
+from spark_dl import (ImageTensorizer, SequenceWindower, TorchClassifier, TrainingFailedError,
+                      Vocabulary)
 from spark_dl.compat import is_connect
 from spark_dl.skew import Rebalancer, partition_stats, profile
 
 
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+
+
+def quickstart(url: str, save_path: str) -> dict:
+    """The README quickstart, verbatim but for the session line (and the save path)."""
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    code = re.search(r"<!-- quickstart -->\s*```python\n(.*?)```", readme, re.S).group(1)
+    classic = 'SparkSession.builder.master("local[2]").getOrCreate()'
+    assert code.count(classic) == 1 and code.count('"/tmp/spark_dl_quickstart"') == 2
+    code = code.replace(classic, f"SparkSession.builder.remote({url!r}).getOrCreate()")
+    namespace: dict = {}
+    exec(compile(code.replace('"/tmp/spark_dl_quickstart"', repr(save_path)), "README", "exec"),
+         namespace)
+    return namespace
+
+
 def main(url: str, work: str) -> dict:
-    spark = SparkSession.builder.remote(url).getOrCreate()
-    out: dict = {"connect": is_connect(spark)}
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(600, 4))
-    y = (X[:, 0] + X[:, 1] > 0).astype(float)
-    df = spark.createDataFrame([(*map(float, r), float(t)) for r, t in zip(X, y)],
-                               "a double, b double, c double, d double, label double")
-    pipe = Pipeline(stages=[
-        VectorAssembler(inputCols=["a", "b", "c", "d"], outputCol="features"),
-        TorchClassifier(modelParams={"hidden_layers": [8]}, maxEpochs=8, batchSize=32,
-                        learningRate=0.02, seed=1)])
-    model = pipe.fit(df)
-    scored = model.transform(df)
-    out["auc"] = BinaryClassificationEvaluator().evaluate(scored)
     path = os.path.join(work, "pipeline")
-    model.write().overwrite().save(path)
-    loaded = PipelineModel.load(path)
-    a = [r.prediction for r in scored.orderBy("a").select("prediction").collect()]
-    b = [r.prediction for r in loaded.transform(df).orderBy("a").select("prediction").collect()]
+    qs = quickstart(url, path)
+    spark = SparkSession.builder.remote(url).getOrCreate()
+    out: dict = {"connect": is_connect(spark), "auc": qs["auc"]}
+    model, loaded, test = qs["model"], qs["reloaded"], qs["test"]
+    a = [r.prediction for r in model.transform(test).orderBy("x0").select("prediction").collect()]
+    b = [r.prediction for r in loaded.transform(test).orderBy("x0").select("prediction").collect()]
     out["reloaded_equal"] = a == b
+    out["uid_equal"] = [s.uid for s in loaded.stages] == [s.uid for s in model.stages]
     marks = os.path.join(work, "marks")
     os.makedirs(marks)
 
@@ -51,20 +57,26 @@ def main(url: str, work: str) -> dict:
         open(os.path.join(marks, uuid.uuid4().hex), "w").close()
         return value
 
-    lazy = loaded.transform(df.withColumn("a", mark("a")))
+    lazy = loaded.transform(test.withColumn("x0", mark("x0")))
     out["marks_after_transform"] = len(os.listdir(marks))
     lazy.write.format("noop").mode("overwrite").save()
     out["marks_after_write"] = len(os.listdir(marks))
-    out["uid_equal"] = [s.uid for s in loaded.stages] == [s.uid for s in model.stages]
+    out["test_rows"] = test.count()
 
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(float)
+    df = spark.createDataFrame([(*map(float, r), float(t)) for r, t in zip(X, y)],
+                               "a double, b double, c double, d double, label double")
+    assembled = VectorAssembler(inputCols=["a", "b", "c", "d"], outputCol="features").transform(df)
     clf = TorchClassifier(modelParams={"hidden_layers": [4]}, maxEpochs=2, batchSize=64)
     grid = ParamGridBuilder().addGrid(clf.learningRate, [0.001, 0.05]).build()
     cv = CrossValidator(estimator=clf, estimatorParamMaps=grid, numFolds=2, seed=0,
                         evaluator=BinaryClassificationEvaluator())
-    assembled = model.stages[0].transform(df)
     cv_model = cv.fit(assembled)
     out["cv_metrics"] = len(cv_model.avgMetrics)
     out["cv_best_lr"] = cv_model.bestModel.getLearningRate()
+    _train_on_executors(assembled, out)
 
     tokens = spark.createDataFrame([(["a", "b", "a"],), (["c"],)], "tokens array<string>")
     vocab = Vocabulary(vocabSize=5, sequenceLength=3).fit(tokens)
@@ -82,11 +94,11 @@ def main(url: str, work: str) -> dict:
     from spark_dl.cli import main as spark_dl
 
     src, dst = os.path.join(work, "to_score"), os.path.join(work, "scored")
-    df.write.parquet(src)
+    test.write.parquet(src)
     out["score_rc"] = spark_dl(["score", "--remote", url, "--model", path, "--input", src,
-                                "--output", dst, "--columns", "a,prediction"])
+                                "--output", dst, "--columns", "x0,prediction"])
     out["scored_rows"] = spark.read.parquet(dst).count()
-    conf = os.path.join(os.path.dirname(__file__), "..", "..", "conf", "fraud_detection.yaml")
+    conf = os.path.join(ROOT, "conf", "fraud_detection.yaml")
     job = os.path.join(work, "job")
     out["run_rc"] = spark_dl(["run", conf, "--remote", url, "--set", "data.rows=3000",
                               "--set", "training.max_epochs=1", "--set", f"output.dir={job}",
@@ -95,6 +107,23 @@ def main(url: str, work: str) -> dict:
         out["job_metrics"] = sorted(json.load(f)["metrics"])
     spark.stop()
     return out
+
+
+def _train_on_executors(assembled, out: dict) -> None:
+    """Ranks on the server's executors: results and tracebacks come back as job rows."""
+    ranks = TorchClassifier(modelParams={"hidden_layers": [8]}, maxEpochs=4, batchSize=32,
+                            learningRate=0.02, seed=1, numProcesses=2, localMode=False)
+    fitted = ranks.fit(assembled)
+    out["executors_rows"] = fitted.rowsPerRank
+    out["executors_auc"] = BinaryClassificationEvaluator().evaluate(fitted.transform(assembled))
+    failing = TorchClassifier(model="netlib:FailOnRank1", numProcesses=2, localMode=False,
+                              maxEpochs=2, batchSize=16, maxTrainAttempts=1)
+    try:
+        failing.fit(assembled)
+        out["failure"] = None
+    except TrainingFailedError as exc:
+        out["failure"] = str(exc)
+        out["failure_ranks"] = sorted(exc.rank_errors)
 
 
 if __name__ == "__main__":

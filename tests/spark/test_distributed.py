@@ -53,9 +53,9 @@ def test_driver_ranks_train_on_skewed_data(skewed_df):
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("local_mode", [True, False], ids=["driver", "executors"])
-def test_failing_rank_raises_with_its_own_traceback(binary_df, local_mode):
-    clf = TorchClassifier(model="netlib:FailOnRank1", numProcesses=2, localMode=local_mode,
+def test_failing_rank_raises_with_its_own_traceback(binary_df):
+    """Driver ranks here; executor ranks over Spark Connect in tests/connect."""
+    clf = TorchClassifier(model="netlib:FailOnRank1", numProcesses=2, localMode=True,
                           maxEpochs=2, batchSize=16, maxTrainAttempts=1)
     with pytest.raises(TrainingFailedError) as info:
         clf.fit(binary_df)

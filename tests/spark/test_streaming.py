@@ -94,3 +94,22 @@ def test_stages_that_cannot_stream_say_so(spark, tmp_path):
     vectors = VectorAssembler(inputCols=["a", "b"], outputCol="features").transform(stream)
     with pytest.raises(ValueError, match="TorchClassifier cannot fit on a streaming"):
         TorchClassifier().fit(vectors.withColumn("label", F.lit(0.0)))
+
+
+def test_spark_dl_score_stream_scores_new_files_once(spark, pipeline_model, tmp_path, capsys):
+    from spark_dl.cli import main as cli
+
+    model, src = str(tmp_path / "model"), tmp_path / "in"
+    out, ckpt = str(tmp_path / "out"), str(tmp_path / "ckpt")
+    pipeline_model.save(model)
+    args = ["score", "--stream", "--model", model, "--input", str(src), "--output", out,
+            "--columns", "id,prediction"]
+    assert cli(args) == 2 and "--stream needs --checkpoint" in capsys.readouterr().err
+    _write_batch(spark, src, 0, 100)
+    assert cli(args + ["--checkpoint", ckpt]) == 0
+    _write_batch(spark, src, 100, 50)
+    assert cli(args + ["--checkpoint", ckpt]) == 0  # a rerun scores only the new file
+    streamed = spark.read.parquet(out)
+    assert streamed.count() == 150 and streamed.select("id").distinct().count() == 150
+    batch = pipeline_model.transform(spark.read.parquet(str(src))).select("id", "prediction")
+    assert streamed.exceptAll(batch).count() == 0

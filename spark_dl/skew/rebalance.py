@@ -1,8 +1,13 @@
 """Rebalancing: even rows across partitions, every row kept exactly once.
 
-Rows are dealt round-robin by their global row index (see
-:func:`spark_dl.training.data.balance`), so each output partition gets ``N // n`` or
-``N // n + 1`` rows whatever the input's skew; it costs one count job and one shuffle.
+* :class:`Rebalancer`, the pipeline stage, builds a plan and runs no job (so it also works
+  on streams and in a fitted pipeline): Spark's round-robin repartition, each input
+  partition dealt in turn from its own starting partition, so outputs differ by at most
+  one row per input partition; Spark sorts rows before dealing, so retried tasks deal
+  every row to the same partition again.
+* :func:`rebalance` is exact: rows are dealt by their global row index
+  (:func:`spark_dl.skew.rows.balance`), ``N // n`` or ``N // n + 1`` per partition, at the
+  price of one count job before the shuffle.
 """
 
 from __future__ import annotations
@@ -11,15 +16,17 @@ from pyspark.ml import Transformer
 from pyspark.sql import DataFrame
 from pyspark.sql.types import StructType
 
+from spark_dl.compat import default_parallelism
 from spark_dl.param_table import ParamSpec, TableParams, at_least, declare, stage, validate_params
 from spark_dl.persistence import Persistable
 from spark_dl.skew.profile import PartitionStats, partition_stats
-from spark_dl.validation import refuse_streaming
 
 
 def rebalance(df: DataFrame, num_partitions: int | None = None,
               stats: PartitionStats | None = None) -> DataFrame:
-    """``df`` with its rows dealt evenly into ``num_partitions`` (default: as many as now)."""
+    """``df`` with its rows dealt into ``num_partitions`` (default: as many as now) of
+    ``N // n`` or ``N // n + 1`` rows; runs one job to count rows per partition unless
+    ``stats`` (from :func:`partition_stats`) are given."""
     from spark_dl.skew.rows import balance
 
     stats = stats or partition_stats(df)
@@ -29,14 +36,18 @@ def rebalance(df: DataFrame, num_partitions: int | None = None,
 
 @stage()
 @declare(
-    ParamSpec("numPartitions", "Number of output partitions (>= 1); 0 keeps the input's "
-              "number of partitions.", kind="int", default=0, check=at_least(0)),
+    ParamSpec("numPartitions", "Number of output partitions (>= 1); 0 takes the default "
+              "parallelism (the task slots), as the torch models' rebalance='auto' does.",
+              kind="int", default=0, check=at_least(0)),
 )
 class Rebalancer(Transformer, TableParams, Persistable):
     """Even out rows across partitions, keeping every row exactly once.
 
     Use it before a stage whose tasks would otherwise straggle on a lopsided partition.
-    The torch stages do the same automatically (their ``rebalance`` Param).
+    The torch stages do the same automatically (their ``rebalance`` Param). ``transform``
+    runs no job: rows are dealt round-robin (Spark's ``repartition(n)``), so partitions
+    differ by at most one row per input partition; :func:`rebalance` is exact but counts
+    rows first.
 
     Examples
     --------
@@ -49,10 +60,9 @@ class Rebalancer(Transformer, TableParams, Persistable):
         return schema
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
-        refuse_streaming(dataset, "Rebalancer", "deal", "dealing counts the rows first. Use "
-                         "rebalance='always' on the model, or df.repartition(n), on a stream.")
         validate_params(self)
-        return rebalance(dataset, self.getNumPartitions() or None)
+        n = self.getNumPartitions() or default_parallelism(dataset.sparkSession, probe=False)
+        return dataset.repartition(n)
 
     def __repr__(self) -> str:
         return f"Rebalancer(numPartitions={self.getNumPartitions()})"

@@ -14,6 +14,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from spark_dl import ImageTensorizer, Vocabulary
+from spark_dl.skew import Rebalancer
 
 
 def _marked(df, column, folder):
@@ -55,7 +56,8 @@ def test_feature_transforms_run_no_job(spark, tmp_path):
     pixels = spark.createDataFrame([([0.5] * 12,)], "px array<double>")
     tensorizer = ImageTensorizer(inputCol="px", inputShape=[2, 2, 3], size=[2, 2], scale=1.0)
     for i, (stage, df, col) in enumerate([(vocab, tokens, "tokens"),
-                                          (tensorizer, pixels, "px")]):
+                                          (tensorizer, pixels, "px"),
+                                          (Rebalancer(), pixels, "px")]):
         folder = tmp_path / str(i)
         folder.mkdir()
         data = _marked(df, col, str(folder))

@@ -19,10 +19,19 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 sys.path.insert(0, HELPERS)
 
 
+#: Set (to an ``sc://`` url) by tests/connect to run test modules from a Connect client.
+REMOTE = os.environ.get("SPARK_DL_TEST_REMOTE")
+
+
 @pytest.fixture(scope="session")
 def spark():
     from pyspark.sql import SparkSession
 
+    if REMOTE:
+        remote = SparkSession.builder.remote(REMOTE).getOrCreate()
+        yield remote
+        remote.stop()
+        return
     session = (
         SparkSession.builder.master("local[2,3]")
         .appName("spark_dl-tests")

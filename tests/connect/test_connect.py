@@ -72,3 +72,18 @@ def test_spark_dl_score_and_run_with_remote(connect_run):
     assert connect_run["score_rc"] == 0
     assert connect_run["scored_rows"] == connect_run["test_rows"]
     assert connect_run["run_rc"] == 0 and "auc_pr" in connect_run["job_metrics"]
+
+
+#: Test modules that also run, whole, from a Connect client (the ``spark`` fixture of
+#: tests/conftest.py follows SPARK_DL_TEST_REMOTE); each uses only the DataFrame API.
+BOTH_WAYS = ["tests/spark/test_streaming.py"]
+
+
+def test_streaming_tests_pass_from_a_connect_client(connect_url):
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    env = {**os.environ, "SPARK_DL_TEST_REMOTE": connect_url}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           *BOTH_WAYS], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=540)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout.splitlines()[-1]

@@ -1,7 +1,12 @@
 """A fitted model scores a Structured Streaming DataFrame: each input row exactly once,
-across a restart from the checkpoint, with the scores batch scoring gives."""
+across a restart from the checkpoint, with the scores batch scoring gives.
+
+This module also runs from a Spark Connect client (``tests/connect/test_connect.py``
+points the ``spark`` fixture at a Connect server), so it uses no classic-only API."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 from pyspark.ml import PipelineModel
@@ -53,10 +58,12 @@ def test_streamed_rows_are_scored_once_across_a_restart(spark, pipeline_model, t
 
 
 def test_foreach_batch_scores_a_rate_source(spark, pipeline_model, tmp_path):
-    seen = []
+    # The batch function writes where the test can read: under Spark Connect it runs in a
+    # Python process of the server's, not in this one.
+    target = str(tmp_path / "batches")
 
     def sink(batch, epoch_id):
-        seen.extend(r.prediction for r in batch.select("prediction").collect())
+        batch.select("id", "prediction").write.mode("append").parquet(target)
 
     stream = (spark.readStream.format("rate").option("rowsPerSecond", 50).load()
               .select(F.col("value").alias("id"), (F.col("value") % 7).cast("double").alias("a"),
@@ -64,17 +71,20 @@ def test_foreach_batch_scores_a_rate_source(spark, pipeline_model, tmp_path):
     query = (pipeline_model.transform(stream).writeStream.foreachBatch(sink)
              .option("checkpointLocation", str(tmp_path / "ckpt")).start())
     try:
-        query.processAllAvailable()
         import time
 
         deadline = time.monotonic() + 60
-        while len(seen) < 20 and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             query.processAllAvailable()
+            if os.path.exists(target) and spark.read.parquet(target).count() >= 20:
+                break
             time.sleep(0.5)
     finally:
         query.stop()
     assert query.exception() is None
-    assert len(seen) >= 20 and set(seen) <= {0.0, 1.0}
+    seen = spark.read.parquet(target)
+    assert seen.count() >= 20 and seen.select("id").distinct().count() == seen.count()
+    assert {r.prediction for r in seen.select("prediction").distinct().collect()} <= {0.0, 1.0}
 
 
 def test_stages_that_cannot_stream_say_so(spark, tmp_path):
@@ -103,6 +113,8 @@ def test_spark_dl_score_stream_scores_new_files_once(spark, pipeline_model, tmp_
     pipeline_model.save(model)
     args = ["score", "--stream", "--model", model, "--input", str(src), "--output", out,
             "--columns", "id,prediction"]
+    if os.environ.get("SPARK_DL_TEST_REMOTE"):  # this module also runs from a Connect client
+        args += ["--remote", os.environ["SPARK_DL_TEST_REMOTE"]]
     assert cli(args) == 2 and "--stream needs --checkpoint" in capsys.readouterr().err
     _write_batch(spark, src, 0, 100)
     assert cli(args + ["--checkpoint", ckpt]) == 0

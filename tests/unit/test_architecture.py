@@ -58,6 +58,24 @@ def test_classic_only_calls_live_in_the_adapter():
     assert not offenders, "use spark_dl.compat instead: " + ", ".join(offenders)
 
 
+def test_nothing_listens_for_executors_to_call_back():
+    """No module serves a socket or a TCPStore: under Spark Connect the Python driver is the
+    client, which executors may not reach (training reports through the ranks' own store,
+    see training/channel.py)."""
+    offenders = []
+    for path in SOURCES:
+        for node in ast.walk(_tree(path)):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                if name.split(".")[0] in ("socket", "socketserver", "http", "xmlrpc"):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} import {name}")
+            if isinstance(node, ast.keyword) and node.arg == "is_master" and not (
+                    isinstance(node.value, ast.Constant) and node.value.value is False):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} is_master")
+    assert not offenders, ", ".join(offenders)
+
+
 def test_no_import_cycles():
     modules = {_module(p): p for p in SOURCES}
     graph = {m: {i for i in _imports(p) if i in modules and i != m} for m, p in modules.items()}

@@ -110,14 +110,10 @@ class Client:
         raise RuntimeError(f"the {cmd!r} worker exited with code {self.proc.wait()}")
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.ask_quit()
-
-    def ask_quit(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("quit\n")
-        self.proc.stdin.flush()
-        self.proc.wait(timeout=120)
+        if self.proc.poll() is None and self.proc.stdin is not None:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.flush()
+            self.proc.wait(timeout=120)
 
 
 # ---------------------------------------------------------------- the orchestrator
@@ -153,7 +149,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         try:
             clients = {"classic": Client("classic", data, args.epochs),
                        "connect": Client(url, data, args.epochs)}
-            counts = {name: c.ask("fit") and c.ask("rows")["rows"] for name, c in clients.items()}
+            counts = {}
+            for name, client in clients.items():  # each arm fits once and scores every row
+                client.ask("fit")
+                counts[name] = client.ask("rows")["rows"]
             assert counts == {"classic": args.rows, "connect": args.rows}, counts
             runs = {f"{step}_{name}": (lambda c=c, s=step: c.ask(s))
                     for step in ("fit", "transform") for name, c in clients.items()}

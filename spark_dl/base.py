@@ -151,7 +151,7 @@ class _TorchEstimator(Estimator, _TorchStageParams, Persistable):
         logger.info("%s: training on %d rows (%d for validation) with %d process(es)",
                     type(self).__name__, stats.rows, stats.val_rows, self.getNumProcesses())
         result = launch(
-            spark, prepared, plan, stats.rows_per_partition,
+            prepared, plan, stats.rows_per_partition,
             num_processes=self.getNumProcesses(), local_mode=self.getLocalMode(),
             use_gpu=self.getUseGpu(), max_attempts=self._max_attempts(spark),
             resume=self.getResume(),

@@ -72,7 +72,6 @@ def _distributor(num_processes: int, local_mode: bool, use_gpu: bool) -> Any:
 
 
 def launch(
-    spark: SparkSession,
     prepared: DataFrame,
     plan: TrainPlan,
     rows_per_partition: dict[int, int],
@@ -102,7 +101,7 @@ def launch(
         for attempt in range(1, max_attempts + 1):
             attempt_plan = replace(plan, attempt=attempt, resume=resume or attempt > 1)
             try:
-                return _launch_once(spark, prepared, attempt_plan, rows_per_partition,
+                return _launch_once(prepared, attempt_plan, rows_per_partition,
                                     num_processes, local_mode, use_gpu)
             except TrainingFailedError as exc:
                 failures.append(exc)
@@ -121,7 +120,6 @@ def launch(
 
 
 def _launch_once(
-    spark: SparkSession,
     prepared: DataFrame,
     plan: TrainPlan,
     rows_per_partition: dict[int, int],

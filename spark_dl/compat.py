@@ -161,16 +161,59 @@ def max_concurrent_tasks(spark: Any) -> int | None:
         return None
 
 
-#: Inline (closure) values above this size get a warning under Spark Connect.
-INLINE_WARN_BYTES = 32 * 2**20
+#: Under Spark Connect (``spark.dl.connect.weightsTransport=auto``), values up to this size
+#: travel in the UDF's closure and larger ones as a session file (measured cut-over, see
+#: :func:`broadcast`).
+INLINE_MAX_BYTES = 16 * 2**20
+#: Values of the ``spark.dl.connect.weightsTransport`` conf.
+TRANSPORTS = ("auto", "closure", "file")
 
 
 class Inline:
-    """A value shipped inside the UDF's closure, read like a Broadcast (``.value``): what
-    Spark Connect uses in place of broadcast variables."""
+    """A value shipped inside the UDF's closure, read like a Broadcast (``.value``)."""
 
     def __init__(self, value: Any) -> None:
         self.value = value
+
+
+class SessionFile:
+    """A value the workers read from a file added to the Spark Connect session
+    (``SparkSession.addArtifacts(path, file=True)``), read like a Broadcast (``.value``).
+
+    Spark Connect copies such a file once to each executor, into the session's own
+    directory, which is ``SparkFiles.getRootDirectory()`` (and the working directory) of
+    the session's Python workers. The name holds the value's SHA-256, so one name always
+    means one content; the size is checked on read.
+    """
+
+    def __init__(self, name: str, size: int, digest: str) -> None:
+        self.name, self.size, self.digest = name, size, digest
+
+    @property
+    def value(self) -> bytes:
+        import os
+
+        roots = [os.getcwd()]
+        try:
+            from pyspark import SparkFiles
+
+            roots.insert(0, SparkFiles.getRootDirectory())
+        except Exception:  # noqa: BLE001 - no Spark files root in this process
+            pass
+        for root in roots:
+            path = os.path.join(root, self.name)
+            if os.path.isfile(path):
+                with open(path, "rb") as f:
+                    data = f.read()
+                if len(data) != self.size:
+                    raise RuntimeError(f"Session file {path} holds {len(data)} bytes; "
+                                       f"{self.size} were added. It was changed or truncated.")
+                return data
+        raise FileNotFoundError(
+            f"Session file {self.name!r} (model weights) is not in {roots}: the Spark "
+            "Connect session that added it has ended, or the server does not distribute "
+            "session artifacts. Set spark.dl.connect.weightsTransport=closure to send the "
+            "weights inside the scoring UDF instead.")
 
 
 def broadcast(spark: Any, value: Any, cached: tuple[Any, Any] | None) -> tuple[Any, Any]:
@@ -178,27 +221,58 @@ def broadcast(spark: Any, value: Any, cached: tuple[Any, Any] | None) -> tuple[A
 
     Classic sessions broadcast it (sent once per executor, reused by every task);
     ``cached`` (an earlier result) is reused while it belongs to the same SparkContext.
-    Spark Connect has no broadcast variables: the value travels in the closure, so in
-    every task. Measured (``bench/RESULTS.md``): 32 MB of weights scored 2000 rows in 2.8 s
-    against 1.0 s for 0.3 MB; 128 MB ran a ``local[2]`` server with a 1 GiB heap out of
-    memory. Larger values get a warning naming the size.
+    Spark Connect has no broadcast variables. There, by the Spark conf
+    ``spark.dl.connect.weightsTransport``: ``"closure"`` sends the value inside the UDF's
+    closure, so with every task and through the server's heap; ``"file"`` adds it (bytes
+    only: model weights) to the session once as a file (:class:`SessionFile`) that each
+    executor fetches once; ``"auto"`` (default) takes the closure up to
+    :data:`INLINE_MAX_BYTES` (16 MiB) and the file above. Measured
+    (``python -m bench.connect_weights``, ``bench/RESULTS.md``) on a ``local[2]`` server
+    with a 1 GiB heap, a cold first score of 2000 rows: up to 34 MB the two take the same
+    time within noise (file / closure 1.02x-1.24x: the file adds a fixed ~0.3 s), and at
+    64 MB the closure stopped the server (out of heap) while the file scored 64 MB in
+    8.5 s and 128 MB in 12.8 s. 16 MiB leaves the closure a margin below where it broke.
     """
-    if is_connect(spark):
+    if not is_connect(spark):
+        sc = spark.sparkContext
+        if cached is not None and cached[0] is sc._jsc:
+            return cached
+        return sc._jsc, sc.broadcast(value)
+    from spark_dl import conf
+
+    transport = conf.get_str(spark, conf.CONNECT_WEIGHTS)
+    if transport not in TRANSPORTS:
+        raise ValueError(f"Spark conf {conf.CONNECT_WEIGHTS[0]!r} must be one of "
+                         f"{list(TRANSPORTS)}. Got {transport!r}.")
+    size = len(value) if isinstance(value, (bytes, bytearray)) else None  # None: not a file
+    if size is None or transport == "closure" or (transport == "auto"
+                                                   and size <= INLINE_MAX_BYTES):
         if cached is not None and isinstance(cached[1], Inline) and cached[1].value is value:
             return cached
-        size = len(value) if isinstance(value, (bytes, bytearray)) else 0
-        if size > INLINE_WARN_BYTES:
-            logger.warning(
-                "Spark Connect: %.0f MB of model weights travel inside the scoring UDF's "
-                "closure (no broadcast variables under Connect), to every task. Above about "
-                "%d MB this is slow and can run the server out of memory; give the Spark "
-                "driver more memory, or score from a classic session.",
-                size / 2**20, INLINE_WARN_BYTES // 2**20)
         return None, Inline(value)
-    sc = spark.sparkContext
-    if cached is not None and cached[0] is sc._jsc:
+    import hashlib
+
+    digest = hashlib.sha256(value).hexdigest()
+    owner = getattr(spark, "session_id", None)
+    if (cached is not None and isinstance(cached[1], SessionFile)
+            and cached[0] == owner and cached[1].digest == digest):
         return cached
-    return sc._jsc, sc.broadcast(value)
+    return owner, _add_session_file(spark, value, digest)
+
+
+def _add_session_file(spark: Any, value: bytes, digest: str) -> SessionFile:
+    import os
+    import tempfile
+
+    name = f"spark_dl-{digest[:32]}.bin"
+    with tempfile.TemporaryDirectory(prefix="spark_dl-") as folder:
+        path = os.path.join(folder, name)
+        with open(path, "wb") as f:
+            f.write(value)
+        spark.addArtifacts(path, file=True)
+    logger.info("Spark Connect: %.1f MB of model weights added to the session as %s.",
+                len(value) / 2**20, name)
+    return SessionFile(name, len(value), digest)
 
 
 def set_log_level(spark: Any, level: str) -> None:

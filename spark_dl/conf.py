@@ -23,6 +23,10 @@ INFERENCE_THREADS = ("spark.dl.inference.threadsPerTask", 0)
 #: has it, else pandas_udf), "arrow" or "pandas" (see spark_dl.compat.arrow_udf).
 UDF_KIND = ("spark.dl.udf.kind", "auto")
 
+#: How model weights reach the scoring workers under Spark Connect, which has no broadcast
+#: variables: "auto", "closure" or "file" (see spark_dl.compat.broadcast).
+CONNECT_WEIGHTS = ("spark.dl.connect.weightsTransport", "auto")
+
 #: Modules (or "module:Class" entries) a saved model may name as its network on load,
 #: comma-separated; built-in networks are always allowed. Importing a module runs it.
 ALLOWED_MODULES = ("spark.dl.load.allowedModules", "")

@@ -1,9 +1,9 @@
 """Fixed-length windows over per-key time series, for LSTM, Transformer and autoencoder training.
 
-Driver side: :class:`SequenceWindower` validates its Params, sorts the rows by key and
-time (range partitioning, so a hot key is spread over many tasks), gives every row its
-position within its key, and cuts each key into chunks of ``maxRowsPerTask`` rows that
-overlap by ``windowLength - 1 + horizon`` rows (the halo). Executor side:
+Driver side: :class:`SequenceWindower` validates its Params and plans, without a job:
+every row's position within its key (Spark's ``row_number`` window), then each key cut
+into chunks of ``maxRowsPerTask`` rows that overlap by ``windowLength - 1 + horizon`` rows
+(the halo), one pandas group per chunk. Executor side:
 :func:`chunk_windows` turns one chunk into windows with numpy, given plain values only.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pyspark.ml import Transformer
 from pyspark.ml.param.shared import HasOutputCol
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
     ArrayType,
@@ -40,7 +40,6 @@ from spark_dl.param_table import (
     validate_params,
 )
 from spark_dl.persistence import Persistable
-from spark_dl.skew.rows import local_index, offset_of, partition_offsets
 from spark_dl.validation import (
     check_column_exists,
     check_numeric_column,
@@ -87,10 +86,11 @@ class _Plan:
     ParamSpec("outputLabelCol", "Output column holding each window's label (double), when "
               "labelCol is set.", default="label"),
     ParamSpec("maxRowsPerTask", "A series with more rows is cut into chunks of this many rows, "
-              "so no task holds it whole (>= windowLength + horizon).", kind="int",
+              "so no Python task holds it whole (>= windowLength + horizon).", kind="int",
               default=100_000),
     ParamSpec("handleInvalid", "What to do with null keys or times and null or NaN values or "
-              "labels: 'skip' drops them (and the windows holding them), 'error' raises, "
+              "labels: 'skip' drops them (and the windows holding them), 'error' fails the "
+              "query that reads the output, "
               "'keep' keeps null keys as a series, NaN values in windows and null labels.",
               default="skip", check=one_of(HANDLE_INVALID)),
 )
@@ -111,14 +111,15 @@ class SequenceWindower(Transformer, _SequenceWindowerParams, Persistable):
     last step), outputCol and, when labelCol is set, outputLabelCol. Other input columns
     are not carried over.
 
-    Hot keys: no task holds all rows of a key with more than ``maxRowsPerTask`` rows. Rows
-    are range-partitioned by (key, time), numbered, and cut into chunks of ``maxRowsPerTask``
-    rows per key; each chunk also receives the next ``T - 1 + horizon`` rows, so every
-    pandas group holds at most ``maxRowsPerTask + T - 1 + horizon`` rows. The output does
-    not depend on ``maxRowsPerTask``. Each key's first row index (one row per key) is
-    broadcast. ``transform()`` runs one small job (rows per partition) eagerly; the input
-    must be deterministic across jobs (cache it otherwise; a mismatch is detected and
-    raised, never silently windowed).
+Hot keys: the windowing (the Python part) never holds a key with more than
+    ``maxRowsPerTask`` rows whole. Rows are numbered within their key by Spark's
+    ``row_number`` window (a key's rows pass once through one task's external sort, which
+    spills to disk rather than hold them), and each key is cut into chunks of
+    ``maxRowsPerTask`` rows; each chunk also receives the next ``T - 1 + horizon`` rows,
+    so every pandas group holds at most ``maxRowsPerTask + T - 1 + horizon`` rows and the
+    chunks of a hot key spread over many tasks. The output does not depend on
+    ``maxRowsPerTask``. ``transform()`` runs no job: numbering and windowing happen in the
+    query that reads the output.
 
     Edge cases:
 
@@ -131,10 +132,11 @@ class SequenceWindower(Transformer, _SequenceWindowerParams, Persistable):
     * ``handleInvalid``: a null key or time, and a null or NaN value or label, are invalid.
       ``'skip'`` (default) drops rows with a null key or time, and the windows holding a
       null/NaN value or label (such a row still counts as a step, so windows never stitch
-      across it). ``'error'`` raises a ValueError naming the column and the count before
-      any output. ``'keep'`` treats null keys as one series of their own and keeps every
-      window: a null/NaN value is NaN in outputCol, a null/NaN label is a null
-      outputLabelCol. Rows with a null time are still dropped (they have no place).
+      across it). ``'error'`` fails the query that reads the output at the first invalid
+      entry, naming its column (``transform`` runs no job to look for them). ``'keep'``
+      treats null keys as one series of their own and keeps every window: a null/NaN
+      value is NaN in outputCol, a null/NaN label is a null outputLabelCol. Rows with a
+      null time are still dropped (they have no place).
 
     Examples
     --------
@@ -190,9 +192,12 @@ class SequenceWindower(Transformer, _SequenceWindowerParams, Persistable):
                          "the stream's stored history as a batch DataFrame.")
         plan = self._resolve(dataset.schema)
         if plan.handle == "error":
-            _raise_on_invalid(dataset, plan)
+            dataset = _fail_on_invalid(dataset, plan)
         schema = _output_schema(dataset.schema, plan)
-        groups = self._chunks(dataset, plan).groupBy("_k", "_chunk")
+        # Hash by the chunk too: a grouping on (_k, _chunk) is already satisfied by the
+        # numbering's partitioning on _k, which would window a hot key in one task.
+        chunks = self._chunks(dataset, plan).repartition("_k", "_chunk")
+        groups = chunks.groupBy("_k", "_chunk")
         return groups.applyInPandas(_group_function(plan.spec), schema)
 
     def _chunks(self, dataset: DataFrame, plan: _Plan | None = None) -> DataFrame:
@@ -203,7 +208,7 @@ class SequenceWindower(Transformer, _SequenceWindowerParams, Persistable):
         """
         plan = plan or self._resolve(dataset.schema)
         m, halo = plan.spec.max_rows, plan.spec.halo
-        rows = _with_positions(_sorted_rows(dataset, plan))
+        rows = _with_positions(_projected_rows(dataset, plan))
         own = F.expr(f"_pos div {m}")
         borrowed = (F.pmod(F.col("_pos"), F.lit(m)) < halo) & (own > 0)
         chunks = F.when(borrowed, F.array(own, own - 1)).otherwise(F.array(own))
@@ -224,50 +229,43 @@ def _null_or_nan(col: str) -> Column:
     return F.col(col).isNull() | F.isnan(F.col(col).cast("double"))
 
 
-def _raise_on_invalid(df: DataFrame, plan: _Plan) -> None:
-    """handleInvalid='error': one aggregation counting invalid entries per column."""
-    checks = [("keyCol", plan.key, F.col(plan.key).isNull(), "null"),
-              ("timeCol", plan.time, F.col(plan.time).isNull(), "null")]
-    checks += [("valueCols", c, _null_or_nan(c), "null or NaN") for c in plan.values]
+def _fail_on_invalid(rows: DataFrame, plan: _Plan) -> DataFrame:
+    """handleInvalid='error': the query that reads the output fails at the first invalid
+    entry, naming its column (Spark's ``raise_error``; ``transform`` itself runs no job)."""
+    checks = [("keyCol", plan.key, F.col(plan.key).isNull(), "a null value"),
+              ("timeCol", plan.time, F.col(plan.time).isNull(), "a null value")]
+    checks += [("valueCols", c, _null_or_nan(c), "a null or NaN value") for c in plan.values]
     if plan.label is not None:
-        checks.append(("labelCol", plan.label, _null_or_nan(plan.label), "null or NaN"))
-    row = df.agg(*[F.sum(F.when(cond, 1).otherwise(0)).alias(f"c{i}")
-                   for i, (_, _, cond, _) in enumerate(checks)]).first()
-    for i, (param, col, _, what) in enumerate(checks):
-        if row is not None and row[f"c{i}"]:
-            raise ValueError(
-                f"The '{param}' column {col!r} of {_OWNER} has {row[f'c{i}']} {what} value(s) "
-                "and handleInvalid='error'. Filter or impute them first, or set "
-                "handleInvalid='skip' (drops them) or 'keep'."
-            )
+        checks.append(("labelCol", plan.label, _null_or_nan(plan.label), "a null or NaN value"))
+    failure = F.lit(None)
+    for param, col, invalid, what in reversed(checks):
+        msg = (f"The '{param}' column {col!r} of {_OWNER} has {what} and "
+               "handleInvalid='error'. Filter or impute them first, or set "
+               "handleInvalid='skip' (drops them) or 'keep'.")
+        failure = F.when(invalid, F.raise_error(F.lit(msg))).otherwise(failure)
+    return rows.where(failure.isNull())
 
 
-def _sorted_rows(df: DataFrame, plan: _Plan) -> DataFrame:
-    """Project to internal names and sort by key, time, values, label (range partitioning)."""
+def _projected_rows(df: DataFrame, plan: _Plan) -> DataFrame:
+    """Project to internal names ``_k``, ``_t``, ``_v0``... (and ``_y``); drop what has no place."""
     cols = [F.col(plan.key).alias("_k"), F.col(plan.time).alias("_t")]
     cols += [F.col(c).cast("double").alias(f"_v{i}") for i, c in enumerate(plan.values)]
     if plan.label is not None:
         cols.append(F.col(plan.label).cast("double").alias("_y"))
-    rows = df.select(*cols).where(F.col("_t").isNotNull())
-    if plan.handle != "keep":
-        rows = rows.where(F.col("_k").isNotNull())
-    # Every projected column is a sort key, so rows that tie are identical. An explicit
-    # partition count keeps adaptive execution from coalescing the range partitions.
-    n = int(df.sparkSession.conf.get("spark.sql.shuffle.partitions", "200"))
-    return rows.repartitionByRange(n, *rows.columns).sortWithinPartitions(*rows.columns)
+    rows = df.select(*cols)
+    if plan.handle == "error":  # _fail_on_invalid's filter: the optimizer may run these first
+        return rows
+    rows = rows.where(F.col("_t").isNotNull())
+    return rows.where(F.col("_k").isNotNull()) if plan.handle == "skip" else rows
 
 
 def _with_positions(rows: DataFrame) -> DataFrame:
-    """Add ``_pos``, each row's index within its key, without gathering a key in one task."""
-    # Spark's range partitioner samples with a seed tied to the RDD id, so every
-    # re-evaluation of the sort may split partitions differently. Materialize the sorted,
-    # numbered rows once (a local checkpoint on the executors) so the counting job, the
-    # per-key minimum and the windowing all see the same partitions.
-    numbered = rows.select("*", F.spark_partition_id().alias("_p"),
-                           local_index().alias("_l")).localCheckpoint(eager=True)
-    counts = {int(r["_p"]): int(r["count"]) for r in numbered.groupBy("_p").count().collect()}
-    offset = offset_of(partition_offsets(counts), F.col("_p"))
-    indexed = numbered.select(*rows.columns, (offset + F.col("_l")).alias("_gid"))
-    firsts = indexed.groupBy(F.col("_k").alias("_fk")).agg(F.min("_gid").alias("_first"))
-    joined = indexed.join(F.broadcast(firsts), F.col("_k").eqNullSafe(F.col("_fk")))
-    return joined.select(*rows.columns, (F.col("_gid") - F.col("_first")).alias("_pos"))
+    """Add ``_pos``, each row's index within its key, in the same query (no job).
+
+    Spark's window ``row_number()`` over the key, ordered by every other column: rows that
+    tie are identical, so the numbering is deterministic. A key's rows pass through one
+    task here, in Spark's external sort, which spills to disk rather than hold them; the
+    Python windowing after it receives chunks of at most ``maxRowsPerTask`` rows.
+    """
+    order = Window.partitionBy("_k").orderBy(*rows.columns[1:])
+    return rows.select("*", (F.row_number().over(order) - 1).alias("_pos"))

@@ -41,7 +41,7 @@ class ScoringTask:
     threads: int
     handle_invalid: str
     features_col: str
-    weights: Any  # a Broadcast of the safetensors bytes
+    weights: Any  # the safetensors bytes as a Broadcast, or compat.Inline / SessionFile
     use_gpu: bool = False
     outputs: tuple[str, ...] = ("raw", "prob", "pred")  # classification fields to compute
     input_shape: tuple[int, ...] = ()  # per-row tensor shape; () means (num_features,)

@@ -3,8 +3,8 @@
 A row's global index is its partition's offset (the rows of all earlier partitions, from
 one counting job) plus its index within the partition. :func:`balance` deals rows by that
 index round-robin into exactly ``n`` partitions (training's one partition per rank, the
-``Rebalancer``); the ``SequenceWindower`` numbers rows within a series the same way.
-Scoring's ``rebalance`` needs no count (:mod:`spark_dl.skew.policy`).
+``Rebalancer``'s exact ``rebalance(df, n)``). Scoring's ``rebalance`` and the
+``SequenceWindower`` need no count (:mod:`spark_dl.skew.policy`, Spark's ``row_number``).
 """
 
 from __future__ import annotations

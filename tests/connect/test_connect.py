@@ -48,6 +48,14 @@ def test_executor_ranks_report_through_the_job_not_a_socket(connect_run):
     assert 1 in connect_run["failure_ranks"]
 
 
+def test_large_weights_reach_the_workers_as_a_session_file(connect_run):
+    """spark.dl.connect.weightsTransport=file: the workers read the weights from a file
+    added to the session, and score as the client's own forward pass does."""
+    assert connect_run["file_handle"] == "SessionFile"
+    assert connect_run["executors_auc"] > 0.9
+    assert connect_run["file_max_diff"] < 1e-5
+
+
 def test_feature_and_skew_stages_over_connect(connect_run):
     assert connect_run["ids"] == [[2, 3, 2], [4, 0, 0]]
     assert connect_run["pixels"] == 12

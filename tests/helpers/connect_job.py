@@ -115,7 +115,22 @@ def _train_on_executors(assembled, out: dict) -> None:
                             learningRate=0.02, seed=1, numProcesses=2, localMode=False)
     fitted = ranks.fit(assembled)
     out["executors_rows"] = fitted.rowsPerRank
+    # Its first score sends the weights as a session file: the workers have never built
+    # this network, so they must read the file. The client's own forward pass checks it.
+    spark = assembled.sparkSession
+    spark.conf.set("spark.dl.connect.weightsTransport", "file")
+    scored = fitted.transform(assembled).orderBy("a").select("features", "probability")
+    rows = scored.collect()
+    out["file_handle"] = type(fitted._bc[1]).__name__
     out["executors_auc"] = BinaryClassificationEvaluator().evaluate(fitted.transform(assembled))
+    import torch
+
+    with torch.no_grad():
+        x = torch.tensor(np.array([r.features.toArray() for r in rows]), dtype=torch.float32)
+        local = torch.softmax(fitted.torchModule(x), dim=1).numpy()
+    by_file = np.array([r.probability.toArray() for r in rows])
+    out["file_max_diff"] = float(np.abs(by_file - local).max())
+    spark.conf.unset("spark.dl.connect.weightsTransport")
     failing = TorchClassifier(model="netlib:FailOnRank1", numProcesses=2, localMode=False,
                               maxEpochs=2, batchSize=16, maxTrainAttempts=1)
     try:

@@ -13,7 +13,7 @@ import uuid
 import pytest
 from pyspark.sql import functions as F
 
-from spark_dl import ImageTensorizer, Vocabulary
+from spark_dl import ImageTensorizer, SequenceWindower, Vocabulary
 from spark_dl.skew import Rebalancer
 
 
@@ -55,9 +55,15 @@ def test_feature_transforms_run_no_job(spark, tmp_path):
     vocab = Vocabulary(vocabSize=4, sequenceLength=2).fit(tokens)
     pixels = spark.createDataFrame([([0.5] * 12,)], "px array<double>")
     tensorizer = ImageTensorizer(inputCol="px", inputShape=[2, 2, 3], size=[2, 2], scale=1.0)
+    series = spark.createDataFrame([("k", t, float(t)) for t in range(6)],
+                                   "k string, t long, x double")
+    windower = SequenceWindower(keyCol="k", timeCol="t", valueCols=["x"], windowLength=3)
+    strict = windower.copy({windower.handleInvalid: "error"})
     for i, (stage, df, col) in enumerate([(vocab, tokens, "tokens"),
                                           (tensorizer, pixels, "px"),
-                                          (Rebalancer(), pixels, "px")]):
+                                          (Rebalancer(), pixels, "px"),
+                                          (windower, series, "x"),
+                                          (strict, series, "x")]):
         folder = tmp_path / str(i)
         folder.mkdir()
         data = _marked(df, col, str(folder))

@@ -1,11 +1,12 @@
 """compat.slots_from_conf: the task slots a Connect client reads from the settings, since
-transform() may not run the job that would count them."""
+transform() may not run the job that would count them; compat.SessionFile: how a scoring
+worker reads weights added to a Connect session as a file."""
 
 from __future__ import annotations
 
 import pytest
 
-from spark_dl.compat import slots_from_conf
+from spark_dl.compat import SessionFile, slots_from_conf
 
 
 @pytest.mark.parametrize("conf,slots", [
@@ -19,3 +20,13 @@ from spark_dl.compat import slots_from_conf
 ])
 def test_slots_come_from_the_master_then_the_executors_then_shuffle_partitions(conf, slots):
     assert slots_from_conf(conf.get) == slots
+
+
+def test_a_session_file_is_read_from_the_workers_directory_and_checked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a Python worker's working directory is the session's
+    (tmp_path / "w.bin").write_bytes(b"weights!")
+    assert SessionFile("w.bin", 8, "d").value == b"weights!"
+    with pytest.raises(RuntimeError, match="holds 8 bytes; 9 were added"):
+        SessionFile("w.bin", 9, "d").value
+    with pytest.raises(FileNotFoundError, match="spark.dl.connect.weightsTransport=closure"):
+        SessionFile("gone.bin", 8, "d").value

@@ -72,7 +72,7 @@ def main(url: str, work: str) -> dict:
     clf = TorchClassifier(modelParams={"hidden_layers": [4]}, maxEpochs=2, batchSize=64)
     grid = ParamGridBuilder().addGrid(clf.learningRate, [0.001, 0.05]).build()
     cv = CrossValidator(estimator=clf, estimatorParamMaps=grid, numFolds=2, seed=0,
-                        evaluator=BinaryClassificationEvaluator())
+                        parallelism=2, evaluator=BinaryClassificationEvaluator())
     cv_model = cv.fit(assembled)
     out["cv_metrics"] = len(cv_model.avgMetrics)
     out["cv_best_lr"] = cv_model.bestModel.getLearningRate()

@@ -1,7 +1,10 @@
-"""Overwrite-save a model in a loop until killed: ``python save_loop.py SRC DST [pipeline]``.
+"""Overwrite-save a model and a PipelineModel in turn until killed:
+``python save_loop.py SRC DST``.
 
-With ``pipeline``, SRC is a saved PipelineModel and each save goes through
-``spark_dl.persistence.save_atomic``; otherwise through the model's own writer.
+SRC holds a saved model in ``SRC/model`` and a saved PipelineModel in ``SRC/pipeline``.
+The loop saves the model to ``DST/model`` through its own writer and the PipelineModel to
+``DST/pipeline`` through ``spark_dl.persistence.save_atomic``, alternately, so a kill
+lands in either kind of save.
 """
 
 from __future__ import annotations
@@ -19,15 +22,15 @@ from spark_dl.persistence import save_atomic  # noqa: E402
 
 if __name__ == "__main__":
     src, dst = sys.argv[1], sys.argv[2]
-    pipeline = sys.argv[3:] == ["pipeline"]
     spark = (SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false")
              .config("spark.driver.host", "127.0.0.1").getOrCreate())
-    model = (PipelineModel if pipeline else TorchClassificationModel).load(src)
+    model = TorchClassificationModel.load(os.path.join(src, "model"))
+    pipeline = PipelineModel.load(os.path.join(src, "pipeline"))
     i = 0
     while True:
-        if pipeline:
-            save_atomic(model, dst, overwrite=True)
+        if i % 2:
+            save_atomic(pipeline, os.path.join(dst, "pipeline"), overwrite=True)
         else:
-            model.write().overwrite().save(dst)
+            model.write().overwrite().save(os.path.join(dst, "model"))
         i += 1
         print(f"saved {i}", flush=True)

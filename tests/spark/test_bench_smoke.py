@@ -21,8 +21,8 @@ def _load(name: str):
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("name,check", [
-    ("scoring", lambda r: set(r["models"]) == {f"{m}/{k}" for m in ("light", "heavy", "cnn")
-                                                for k in ("array", "vector")}),
+    ("scoring", lambda r: set(r["models"]) == {"light/array", "light/vector", "heavy/array",
+                                                "heavy/vector", "cnn/array"}),
     ("feed", lambda r: r["median"]["ours"] > 0 and r["median"]["pyspark"] > 0),
     ("partitions", lambda r: r["median"]["t200"] > 0),
     ("training", lambda r: r["median"]["ours_startup"] > 0 and "first_step" in r["stages"]),

@@ -112,47 +112,61 @@ class NanOnZeros(torch.nn.Module):
         return self.linear(x / x.abs().sum(dim=1, keepdim=True))
 
 
-def _rank_main(rank, world, port, sizes, queue, net="mlp"):
+UNEVEN = {"95-5": ((950, 50), "mlp"), "empty-rank": ((400, 0), "mlp"),
+          "empty-rank-no-fabricated-input": ((400, 0), "nan-on-zeros")}
+
+
+def _rank_main(rank, world, port, queue):
+    """One rank: trains every UNEVEN case in turn, in one process group."""
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    torch.manual_seed(0)
-    if net == "nan-on-zeros":
-        module = NanOnZeros()
-    else:
-        module = ModelSpec("mlp", {"hidden_layers": [8]}).build(in_features=4, out_features=2)
-    model = DDP(module)
-    arrays = _data(sizes[rank], seed=rank)
-    train = RankData.from_arrays(arrays, ~arrays["v"])
-    val = RankData.from_arrays(arrays, arrays["v"])
-    cfg = LoopConfig(task="classification", max_epochs=2, batch_size=16, log=lambda s: None)
-    trainer = Trainer(model, module, make_optimizer("sgd", model.parameters(), 0.1, {}), train,
-                      val, cfg, Collective(world, torch.device("cpu")), rank)
-    trainer.fit()
-    weights = torch.cat([p.detach().flatten() for p in module.parameters()])
-    queue.put((rank, trainer.steps_run, weights.numpy()))
+    for case, (sizes, net) in UNEVEN.items():
+        torch.manual_seed(0)
+        if net == "nan-on-zeros":
+            module = NanOnZeros()
+        else:
+            module = ModelSpec("mlp", {"hidden_layers": [8]}).build(in_features=4,
+                                                                     out_features=2)
+        model = DDP(module)
+        arrays = _data(sizes[rank], seed=rank)
+        train = RankData.from_arrays(arrays, ~arrays["v"])
+        val = RankData.from_arrays(arrays, arrays["v"])
+        cfg = LoopConfig(task="classification", max_epochs=2, batch_size=16, log=lambda s: None)
+        trainer = Trainer(model, module, make_optimizer("sgd", model.parameters(), 0.1, {}),
+                          train, val, cfg, Collective(world, torch.device("cpu")), rank)
+        trainer.fit()
+        weights = torch.cat([p.detach().flatten() for p in module.parameters()])
+        queue.put((case, rank, trainer.steps_run, weights.numpy()))
     dist.destroy_process_group()
 
 
-@pytest.mark.timeout(120)
-@pytest.mark.parametrize("sizes, net", [((950, 50), "mlp"), ((400, 0), "mlp"),
-                                        ((400, 0), "nan-on-zeros")],
-                         ids=["95-5", "empty-rank", "empty-rank-no-fabricated-input"])
-def test_uneven_ranks_run_equal_steps_and_agree(sizes, net):
+@pytest.fixture(scope="module")
+def uneven_runs():
+    """Two real gloo ranks (spawned once for all cases): case -> [(rank, steps, weights)]."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     port = _free_port()
-    procs = [ctx.Process(target=_rank_main, args=(r, 2, port, sizes, queue, net))
-             for r in range(2)]
+    procs = [ctx.Process(target=_rank_main, args=(r, 2, port, queue)) for r in range(2)]
     for p in procs:
         p.start()
-    results = sorted(queue.get(timeout=60) for _ in procs)
+    runs = {}
+    for _ in range(2 * len(UNEVEN)):
+        case, rank, steps, weights = queue.get(timeout=90)
+        runs.setdefault(case, []).append((rank, steps, weights))
     for p in procs:
         p.join(timeout=30)
         assert p.exitcode == 0
-    (_, steps0, w0), (_, steps1, w1) = results
+    return {case: sorted(results, key=lambda r: r[0]) for case, results in runs.items()}
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("case", list(UNEVEN))
+def test_uneven_ranks_run_equal_steps_and_agree(uneven_runs, case):
+    sizes, _ = UNEVEN[case]
+    (_, steps0, w0), (_, steps1, w1) = uneven_runs[case]
     assert steps0 == steps1 == 2 * int(np.ceil(max(sizes) / 16))
     np.testing.assert_array_equal(w0, w1)  # DDP replicas stayed identical
     # The empty rank joined each all-reduce with a real training row, never an invented

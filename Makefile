@@ -25,7 +25,7 @@ demo: $(STAMP)
 
 ## Run the test suite.
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=25
 
 ## Run the benchmarks (minutes; not part of the tests).
 bench: $(STAMP)

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         try:
             spark = SparkSession.builder.remote(url).getOrCreate()
             for width in args.widths:
-                sizes[width] = fresh_model(width, 0)._weights.__len__() / 2**20
+                sizes[width] = len(fresh_model(width, 0)._weights) / 2**20
                 runs = {t: (lambda t=t, w=width: score(spark, w, t, seed))
                         for t in ("closure", "file")}
                 per_round, _ = interleave(runs, args.rounds, args.warmup, f"H={width}",

@@ -111,7 +111,7 @@ class SequenceWindower(Transformer, _SequenceWindowerParams, Persistable):
     last step), outputCol and, when labelCol is set, outputLabelCol. Other input columns
     are not carried over.
 
-Hot keys: the windowing (the Python part) never holds a key with more than
+    Hot keys: the windowing (the Python part) never holds a key with more than
     ``maxRowsPerTask`` rows whole. Rows are numbered within their key by Spark's
     ``row_number`` window (a key's rows pass once through one task's external sort, which
     spills to disk rather than hold them), and each key is cut into chunks of

@@ -86,6 +86,10 @@ class _TorchEstimator(Estimator, _TorchStageParams, Persistable):
                 f"The 'checkpointDir' parameter of {owner} must be a local or mounted path that "
                 f"the rank-0 process can write. Got {ckpt!r}."
             )
+        if self.getDataFeed() == "petastorm":
+            from spark_dl.training.petastorm_feed import check_usable
+
+            check_usable(spark, owner)
         check_input_shape(self.getInputShape(), owner)
         self._spec().check_kwargs(in_features=1, out_features=1,
                                   input_shape=self.getInputShape() or [1])
@@ -154,7 +158,7 @@ class _TorchEstimator(Estimator, _TorchStageParams, Persistable):
             prepared, plan, stats.rows_per_partition,
             num_processes=self.getNumProcesses(), local_mode=self.getLocalMode(),
             use_gpu=self.getUseGpu(), max_attempts=self._max_attempts(spark),
-            resume=self.getResume(),
+            resume=self.getResume(), petastorm_url=self._petastorm_url(spark),
         )
         model = self._model_class()._from_parts(
             result["weights"], layout.size, num_outputs, result["history"], layout
@@ -195,7 +199,7 @@ class _TorchEstimator(Estimator, _TorchStageParams, Persistable):
         if info.kind == "ids":
             check_token_ids(stats, info.column, self.getModelParams().get("vocab_size"))
         self._check_network(layout, num_outputs, owner)
-        if self.getLocalMode():
+        if self.getLocalMode() and self.getDataFeed() == "arrow":
             check_driver_collect(stats.rows, num_features,
                                  conf.max_result_size(dataset.sparkSession), owner=owner)
         return self._weighted(prepared, num_outputs), stats, layout, num_outputs
@@ -245,6 +249,14 @@ class _TorchEstimator(Estimator, _TorchStageParams, Persistable):
             attempts = conf.get_int(spark, conf.MAX_TRAIN_ATTEMPTS)
         require(attempts >= 1, type(self).__name__, "maxTrainAttempts", "an int >= 1", attempts)
         return attempts
+
+    def _petastorm_url(self, spark: SparkSession) -> str | None:
+        """The petastorm cache URL with dataFeed="petastorm", else None."""
+        if self.getDataFeed() != "petastorm":
+            return None
+        from spark_dl.training.petastorm_feed import cache_url
+
+        return cache_url(conf.get_str(spark, conf.PETASTORM_CACHE_DIR).strip())
 
     def _train_plan(self, spark: SparkSession, nf: int, nout: int, layout: InputLayout,
                     stats: Any) -> TrainPlan:

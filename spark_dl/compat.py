@@ -77,6 +77,33 @@ def collect_arrow(df: DataFrame) -> pa.Table:
     return pa.Table.from_batches(batches, schema=batches[0].schema) if batches else pa.table({})
 
 
+def import_petastorm(owner: str) -> Any:
+    """The ``petastorm`` module, or a ValueError saying which versions it imports with.
+
+    petastorm 0.13.1 (the last release, 2023) imports ``pyarrow.filesystem`` and
+    ``pyarrow.LocalFileSystem``, the legacy filesystem API that pyarrow removed, and its
+    Spark converter uses the JVM query plan of classic pyspark. It imports and trains with
+    pyspark 3.5, pyarrow 15 and numpy < 2 (the ``.venv-spark35`` leg of make test).
+    """
+    try:
+        import petastorm
+        from petastorm.spark import make_spark_converter  # noqa: F401 - the part we use
+    except Exception as exc:  # noqa: BLE001 - ImportError, or AttributeError inside it
+        import pyarrow
+        import pyspark
+
+        raise ValueError(
+            f"{owner}: dataFeed='petastorm' needs the petastorm package, which does not import "
+            f"here ({type(exc).__name__}: {exc}). petastorm 0.13.1 uses pyarrow's legacy "
+            "filesystem API (pyarrow.filesystem, pyarrow.LocalFileSystem), which this "
+            f"pyarrow {pyarrow.__version__} no longer has; it is tested with pyspark 3.5.9, "
+            "pyarrow 15.0.2 and numpy < 2 (install it with pip's --no-deps: it pins "
+            f"setuptools<70). This is pyspark {pyspark.__version__}. Use dataFeed='arrow', "
+            "which needs no extra package."
+        ) from None
+    return petastorm
+
+
 # ---------------------------------------------------------------------- session type
 def is_connect(spark: Any) -> bool:
     """Whether ``spark`` is a Spark Connect session (no SparkContext, no JVM)."""

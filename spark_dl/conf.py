@@ -27,6 +27,10 @@ UDF_KIND = ("spark.dl.udf.kind", "auto")
 #: variables: "auto", "closure" or "file" (see spark_dl.compat.broadcast).
 CONNECT_WEIGHTS = ("spark.dl.connect.weightsTransport", "auto")
 
+#: Where dataFeed="petastorm" materializes training data as Parquet (petastorm's
+#: make_spark_converter): a directory Spark can write and every training rank can read.
+PETASTORM_CACHE_DIR = ("spark.dl.petastorm.cacheDir", "")
+
 #: Modules (or "module:Class" entries) a saved model may name as its network on load,
 #: comma-separated; built-in networks are always allowed. Importing a module runs it.
 ALLOWED_MODULES = ("spark.dl.load.allowedModules", "")

@@ -39,6 +39,8 @@ __all__ = ["OPTIMIZERS", "check_optimizer_params", "to_json_object"]
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
 #: The ``rebalance`` Param's values.
 REBALANCE = ("auto", "always", "never")
+#: How training rows reach the ranks (see spark_dl.training.petastorm_feed).
+DATA_FEEDS = ("arrow", "petastorm")
 
 
 def check_optimizer_params(name: str, extra: dict[str, Any]) -> None:
@@ -96,6 +98,14 @@ def check_optimizer_params(name: str, extra: dict[str, Any]) -> None:
         "localMode", "If true, training processes run on the driver; if false, in Spark "
         "barrier tasks on the executors.", kind="bool", default=True,
         config="training.local_mode"),
+    ParamSpec(
+        "dataFeed", "How training rows reach the ranks: 'arrow' (Arrow batches: collected "
+        "to the driver for localMode=True, the barrier tasks' own partitions otherwise) or "
+        "'petastorm' (written once as Parquet under the Spark conf "
+        "spark.dl.petastorm.cacheDir by petastorm's make_spark_converter, reused by later "
+        "fits on the same rows, and read by each rank with make_torch_dataloader; needs "
+        "petastorm, which imports only with pyspark 3.5 and pyarrow 15, and a classic "
+        "session).", default="arrow", check=one_of(DATA_FEEDS), config="training.data_feed"),
     ParamSpec(
         "useGpu", "Train and score on CUDA GPUs (NCCL backend) instead of the CPU (gloo "
         "backend).", kind="bool", default=False, config="training.use_gpu"),

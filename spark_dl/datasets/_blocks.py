@@ -13,7 +13,6 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.types import StructType
 
 from spark_dl.compat import default_parallelism
 
@@ -34,7 +33,6 @@ def generate(spark: SparkSession, blocks: list[dict[str, Any]], make: BlockFn, s
     n = partitions or max(1, min(len(rows), default_parallelism(spark) * 4))
     frame = spark.createDataFrame([[int(r[k]) for k in keys] for r in rows],
                                   ", ".join(f"{k} long" for k in keys)).repartition(n)
-    out_schema = StructType.fromDDL(schema)
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
@@ -42,7 +40,8 @@ def generate(spark: SparkSession, blocks: list[dict[str, Any]], make: BlockFn, s
                 rng = np.random.default_rng([int(seed), int(block["id"])])
                 yield make(rng, {k: int(v) for k, v in block.items()})
 
-    return frame.mapInPandas(run, out_schema)
+    # A DDL string: StructType.fromDDL arrived in Spark 4.0.
+    return frame.mapInPandas(run, schema)
 
 
 def sizes(total: int, parts: int, hot: int = 0, hot_share: float = 0.0) -> list[int]:

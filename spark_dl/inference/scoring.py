@@ -276,4 +276,6 @@ def score_series(batches: Iterator[Any], task: ScoringTask) -> Iterator[Any]:
         if task.task in ("regression", "reconstruction"):
             yield out.to_pandas()
         else:
-            yield pa.Table.from_struct_array(out).to_pandas()
+            # Table.from_struct_array arrived in pyarrow 15; pyspark 3.5 runs on older ones.
+            names = [field.name for field in out.type]
+            yield pa.Table.from_arrays(out.flatten(), names=names).to_pandas()

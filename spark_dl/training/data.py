@@ -100,6 +100,27 @@ def table_to_arrays(table: pa.Table, num_features: int) -> dict[str, np.ndarray]
     }
 
 
-def load_rank_arrays(shard_paths: list[str] | None, rank: int, num_features: int) -> dict:
-    """This rank's training rows as numpy arrays."""
-    return table_to_arrays(_read_rank_table(shard_paths, rank), num_features)
+def load_rank_arrays(shard_paths: list[str] | None, rank: int, num_features: int,
+                     petastorm: dict[str, Any] | None = None, world: int = 1) -> dict:
+    """This rank's training rows as numpy arrays (from the petastorm cache when ``petastorm``
+    describes one, see :mod:`spark_dl.training.petastorm_feed`)."""
+    if petastorm is None:
+        return table_to_arrays(_read_rank_table(shard_paths, rank), num_features)
+    from spark_dl.training.petastorm_feed import read_shard
+
+    got = read_shard(petastorm, rank, world)
+    if not got:
+        return table_to_arrays(_empty_table(), num_features)
+    n = len(got["y"])
+    return {
+        "X": np.ascontiguousarray(got["f"], dtype=np.float32).reshape(n, num_features),
+        "y": np.asarray(got["y"], dtype=np.float64),
+        "w": np.asarray(got["w"], dtype=np.float64),
+        "v": np.asarray(got["v"]).astype(bool),
+    }
+
+
+def _empty_table() -> pa.Table:
+    import pyarrow as pa
+
+    return pa.table({"y": pa.array([], pa.float64())})

@@ -81,12 +81,17 @@ def launch(
     use_gpu: bool,
     max_attempts: int = 1,
     resume: bool = False,
+    petastorm_url: str | None = None,
 ) -> dict[str, Any]:
     """Train with up to ``max_attempts`` attempts; each retry resumes from the latest checkpoint.
 
     Without a ``checkpoint_dir`` in ``plan``, driver-local training checkpoints to a
     temporary directory for the duration of the fit, so retries still resume; on executors
     a retry then starts from epoch 0 (their disks are not the driver's).
+
+    With ``petastorm_url`` (dataFeed="petastorm") the rows are dealt evenly into one
+    partition per rank and materialized there once (:mod:`~spark_dl.training.petastorm_feed`);
+    every attempt's ranks read their shards from it.
     """
     compat.check_pyspark()
     tmp_ckpt = None
@@ -96,6 +101,12 @@ def launch(
     elif plan.checkpoint_dir is None and max_attempts > 1:
         logger.warning("No checkpointDir: a failed training attempt on the executors restarts "
                        "from epoch 0. Set checkpointDir to shared storage to resume instead.")
+    if petastorm_url is not None:
+        from spark_dl.training.petastorm_feed import materialize
+
+        balanced = balance(prepared, num_processes, rows_per_partition)
+        plan = replace(plan, petastorm=materialize(prepared.sparkSession, balanced,
+                                                   petastorm_url))
     failures: list[TrainingFailedError] = []
     try:
         for attempt in range(1, max_attempts + 1):
@@ -134,7 +145,11 @@ def _launch_once(
     """
     with tempfile.TemporaryDirectory(prefix="spark_dl-train-") as tmp:
         try:
-            if local_mode:
+            if plan.petastorm is not None:
+                feed_plan = replace(plan, result_dir=tmp if local_mode else None)
+                distributor = _distributor(num_processes, local_mode, use_gpu)
+                returned = distributor.run(run_rank, feed_plan)
+            elif local_mode:
                 shards = tuple(write_local_shards(collect_arrow(prepared), num_processes, tmp))
                 local_plan = replace(plan, shard_paths=shards, result_dir=tmp)
                 returned = _distributor(num_processes, True, use_gpu).run(run_rank, local_plan)

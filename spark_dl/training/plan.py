@@ -51,3 +51,6 @@ class TrainPlan:
     #: Per-rank Arrow files for driver-local training; None on executors (TorchDistributor
     #: hands each rank its partition).
     shard_paths: tuple[str, ...] | None = None
+    #: dataFeed="petastorm": the materialized dataset the ranks read their shards from
+    #: (``cache_dir_url``, ``file_urls``, ``rows``; see training/petastorm_feed.py).
+    petastorm: dict[str, Any] | None = None

@@ -111,7 +111,7 @@ def _train(plan: TrainPlan, device: Any, rank: int, world: int
     from spark_dl.training.loop import Collective, LoopConfig, RankData, Trainer, make_optimizer
 
     timings = {"process_group_ready": time.time()}
-    arrays = load_rank_arrays(plan.shard_paths, rank, plan.num_features)
+    arrays = load_rank_arrays(plan.shard_paths, rank, plan.num_features, plan.petastorm, world)
     timings["data_loaded"] = time.time()
     layout = InputLayout.from_dict(plan.layout, plan.num_features)
     train, val = (RankData.from_arrays(arrays, m, layout) for m in (~arrays["v"], arrays["v"]))

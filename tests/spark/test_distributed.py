@@ -29,6 +29,7 @@ def skewed_df(spark):
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.compat
 def test_executors_train_on_skewed_data_with_empty_partitions(skewed_df):
     clf = TorchClassifier(numProcesses=2, localMode=False, maxEpochs=3, batchSize=32,
                           learningRate=0.01, modelParams={"hidden_layers": [8]},

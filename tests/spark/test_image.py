@@ -169,6 +169,7 @@ def test_wrong_length_raw_arrays_follow_handle_invalid(ragged):
 
 
 # ------------------------------------------------------------------ persistence
+@pytest.mark.compat
 def test_save_load_alone_and_in_a_pipeline_give_identical_output(images, tmp_path):
     t = ImageTensorizer(size=[5, 3], channels=1, channelOrder="BGR", mean=[0.2], std=[0.7],
                         scale=0.5, handleInvalid="keep", outputCol="x")

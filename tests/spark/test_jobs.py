@@ -49,6 +49,7 @@ def test_equipment_fault_pipeline_finds_faults(spark, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.compat
 def test_fraud_pipeline_ranks_fraud_far_above_the_base_rate(spark, tmp_path):
     result, out = run_tiny(spark, "fraud_detection", tmp_path, "data.rows=30000",
                            "data.generator.fraud_rate=0.02", "training.max_epochs=3")

@@ -22,6 +22,7 @@ def _predictions(model, df):
     return model.transform(df).select("features", "rawPrediction", "probability", "prediction")
 
 
+@pytest.mark.compat
 def test_model_round_trip_predicts_identically(fitted_clf, binary_df, tmp_path):
     path = str(tmp_path / "model")
     fitted_clf.write().overwrite().save(path)

@@ -46,6 +46,7 @@ EXPECTED = [
 ]
 
 
+@pytest.mark.compat
 def test_windows_and_labels_by_hand(tiny):
     w = _windower(step=2, horizon=1, labelCol="l")
     out = w.transform(tiny)
@@ -125,6 +126,7 @@ def test_split_output_equals_unsplit_output(hot, length, step, horizon, max_rows
     assert _rows(w.transform(df)) == _reference(rows, length, step, horizon)
 
 
+@pytest.mark.compat
 def test_hot_key_is_split_across_tasks_and_groups(spark, hot):
     _, df = hot
     w = _windower(step=2, horizon=1, labelCol="l", maxRowsPerTask=7)

@@ -172,6 +172,7 @@ def test_estimator_round_trip(tmp_path):
         p.name: est.getOrDefault(p) for p in est.params}
 
 
+@pytest.mark.compat
 def test_pipeline_round_trip(spark, tmp_path):
     text = spark.createDataFrame([(i, t) for i, t in enumerate(TEXTS)], "id int, text string")
     pipe = Pipeline(stages=[Tokenizer(inputCol="text", outputCol="tokens"),

@@ -83,7 +83,7 @@ def import_petastorm(owner: str) -> Any:
     petastorm 0.13.1 (the last release, 2023) imports ``pyarrow.filesystem`` and
     ``pyarrow.LocalFileSystem``, the legacy filesystem API that pyarrow removed, and its
     Spark converter uses the JVM query plan of classic pyspark. It imports and trains with
-    pyspark 3.5, pyarrow 15 and numpy < 2 (the ``.venv-spark35`` leg of make test).
+    pyspark 3.5, pyarrow 14 and numpy < 2 (the ``.venv-spark35`` leg of make test).
     """
     try:
         import petastorm
@@ -92,12 +92,14 @@ def import_petastorm(owner: str) -> Any:
         import pyarrow
         import pyspark
 
+        missing = isinstance(exc, ModuleNotFoundError) and exc.name == "petastorm"
+        why = "is not installed" if missing else f"does not import here ({exc})"
         raise ValueError(
-            f"{owner}: dataFeed='petastorm' needs the petastorm package, which does not import "
-            f"here ({type(exc).__name__}: {exc}). petastorm 0.13.1 uses pyarrow's legacy "
-            "filesystem API (pyarrow.filesystem, pyarrow.LocalFileSystem), which this "
+            f"{owner}: dataFeed='petastorm' needs the petastorm package, which {why}. "
+            "petastorm 0.13.1 uses pyarrow's legacy filesystem and dataset API "
+            "(pyarrow.filesystem, ParquetDataset(validate_schema=...)), which this "
             f"pyarrow {pyarrow.__version__} no longer has; it is tested with pyspark 3.5.9, "
-            "pyarrow 15.0.2 and numpy < 2 (install it with pip's --no-deps: it pins "
+            "pyarrow 14.0.2 and numpy < 2 (install it with pip's --no-deps: it pins "
             f"setuptools<70). This is pyspark {pyspark.__version__}. Use dataFeed='arrow', "
             "which needs no extra package."
         ) from None

@@ -104,7 +104,7 @@ def check_optimizer_params(name: str, extra: dict[str, Any]) -> None:
         "'petastorm' (written once as Parquet under the Spark conf "
         "spark.dl.petastorm.cacheDir by petastorm's make_spark_converter, reused by later "
         "fits on the same rows, and read by each rank with make_torch_dataloader; needs "
-        "petastorm, which imports only with pyspark 3.5 and pyarrow 15, and a classic "
+        "petastorm, which imports only with pyspark 3.5 and pyarrow 14, and a classic "
         "session).", default="arrow", check=one_of(DATA_FEEDS), config="training.data_feed"),
     ParamSpec(
         "useGpu", "Train and score on CUDA GPUs (NCCL backend) instead of the CPU (gloo "

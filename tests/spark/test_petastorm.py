@@ -1,7 +1,7 @@
 """dataFeed="petastorm": training data through petastorm's converter (marker ``compat``).
 
 petastorm imports only on old pyarrow, so the training tests run in make test's
-``.venv-spark35`` leg (pyspark 3.5.9, pyarrow 15); on the pinned stack the refusal is tested.
+``.venv-spark35`` leg (pyspark 3.5.9, pyarrow 14); on the pinned stack the refusal is tested.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ except ValueError:
     HAVE_PETASTORM = False
 
 needs_petastorm = pytest.mark.skipif(
-    not HAVE_PETASTORM, reason="petastorm imports only with pyarrow 15 (the spark35 leg)")
+    not HAVE_PETASTORM, reason="petastorm imports only with pyarrow 14 (the spark35 leg)")
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_petastorm_feed_is_refused_before_any_job_where_petastorm_cannot_import(
         spark.conf.unset("spark.dl.petastorm.cacheDir")
     assert errors, "fit must refuse dataFeed='petastorm' here"
     message = str(errors[0])
-    assert "TorchClassifier" in message and "pyarrow 15.0.2" in message
+    assert "TorchClassifier" in message and "pyarrow 14.0.2" in message
     assert "pyspark 3.5.9" in message and "dataFeed='arrow'" in message
 
 

@@ -10,7 +10,7 @@ functions, so serving Spark Connect (which has none of them) is a change to this
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -75,6 +75,75 @@ def collect_arrow(df: DataFrame) -> pa.Table:
         return df.toArrow()
     batches = df._collect_as_arrow()  # pyspark 3.5
     return pa.Table.from_batches(batches, schema=batches[0].schema) if batches else pa.table({})
+
+
+def iter_arrow_batches(df: DataFrame, spill_dir: str) -> Iterator[pa.RecordBatch]:
+    """The rows of ``df`` as Arrow record batches in partition order, without ever holding
+    more than one batch in this process.
+
+    Classic sessions: ``Dataset.collectAsArrowToPython`` (what ``toArrow`` and pyspark 3.5's
+    ``_collect_as_arrow`` call) sends the batches in the order the tasks finish, then the
+    order; pyspark keeps them all in a list to reorder them. Here each arriving batch is
+    appended to an Arrow IPC file in ``spill_dir`` instead, and once the order is known the
+    batches are read back from the file one at a time. Spark Connect: the
+    client's ordered result stream (``to_table_as_iterator``, as ``toLocalIterator`` uses),
+    table by table. Elsewhere (no such entry point) it falls back to :func:`collect_arrow`.
+    """
+    if is_connect(df.sparkSession):
+        client = df.sparkSession.client
+        if hasattr(client, "to_table_as_iterator"):  # pyspark >= 4.0
+            plan = df._plan.to_proto(client)
+            for item in client.to_table_as_iterator(plan, df._plan.observations):
+                if hasattr(item, "to_batches"):  # a pyarrow.Table (else the schema)
+                    yield from item.to_batches()
+            return
+    elif hasattr(df._jdf, "collectAsArrowToPython"):
+        yield from _spilled_arrow_collect(df, spill_dir)
+        return
+    yield from collect_arrow(df).to_batches()
+
+
+def _spilled_arrow_collect(df: DataFrame, spill_dir: str) -> Iterator[pa.RecordBatch]:
+    import os
+
+    import pyarrow as pa
+
+    try:  # pyspark >= 4.0
+        from pyspark.util import local_connect_and_auth
+    except ImportError:  # pyspark 3.5
+        from pyspark.java_gateway import local_connect_and_auth  # type: ignore[no-redef]
+    from pyspark.serializers import UTF8Deserializer, read_int
+
+    port, secret, server = df._jdf.collectAsArrowToPython()
+    path = os.path.join(spill_dir, "collected.arrow")
+    sockfile, sock = local_connect_and_auth(port, secret)
+    try:
+        sock.settimeout(None)
+        writer = None
+        reader = pa.ipc.open_stream(sockfile)
+        for batch in reader:  # in the order the tasks finished
+            if writer is None:
+                writer = pa.ipc.new_file(pa.OSFile(path, "wb"), batch.schema)
+            writer.write_batch(batch)
+            del batch
+        if writer is not None:
+            writer.close()
+        count = read_int(sockfile)
+        if count == -1:
+            message = UTF8Deserializer().loads(sockfile)
+            raise RuntimeError(f"Collecting the training rows failed in the JVM: {message}")
+        order = [read_int(sockfile) for _ in range(count)]
+    finally:
+        sockfile.close()
+        sock.close()
+        server.getResult()  # raises the JVM's own error, if any
+    if writer is None:
+        return
+    # Read, not memory-mapped: mapped pages would count in this process's resident memory.
+    with pa.OSFile(path, "rb") as source:
+        spilled = pa.ipc.open_file(source)
+        for i in order:
+            yield spilled.get_batch(i)
 
 
 def import_petastorm(owner: str) -> Any:

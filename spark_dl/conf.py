@@ -16,8 +16,14 @@ SLOT_WAIT = ("spark.dl.train.slotWaitSeconds", 60)
 MAX_TRAIN_ATTEMPTS = ("spark.dl.train.maxAttempts", 2)
 #: Rows per forward pass when scoring (Arrow batches are split into chunks of this size).
 INFERENCE_BATCH_SIZE = ("spark.dl.inference.batchSize", 4096)
-#: torch intra-op threads per scoring task; 0 means spark.task.cpus.
+#: Compute threads per scoring task (torch's intra-op threads, or OpenBLAS's for the numpy
+#: MLP); 0 means spark.task.cpus, the cores Spark reserves for each task.
 INFERENCE_THREADS = ("spark.dl.inference.threadsPerTask", 0)
+#: How the scoring workers run the network: "auto" (the zoo's mlp on the CPU in float32 runs
+#: as numpy matrix products, without importing torch; everything else in torch) or "torch".
+INFERENCE_BACKEND = ("spark.dl.inference.backend", "auto")
+#: Arrow batches a scoring task reads ahead of its forward pass (0: none).
+INFERENCE_PREFETCH = ("spark.dl.inference.prefetchBatches", 1)
 
 #: Which vectorized UDF scoring and the text stages use: "auto" (arrow_udf where pyspark
 #: has it, else pandas_udf), "arrow" or "pandas" (see spark_dl.compat.arrow_udf).
@@ -55,6 +61,19 @@ def get_int(spark: Any, setting: tuple[str, int]) -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"Spark conf {key!r} must be an integer. Got {raw!r}.") from None
+
+
+#: Values of spark.dl.inference.backend.
+INFERENCE_BACKENDS = ("auto", "torch")
+
+
+def inference_backend(spark: Any) -> str:
+    """``spark.dl.inference.backend``, checked."""
+    value = get_str(spark, INFERENCE_BACKEND)
+    if value not in INFERENCE_BACKENDS:
+        raise ValueError(f"Spark conf {INFERENCE_BACKEND[0]!r} must be one of "
+                         f"{list(INFERENCE_BACKENDS)}. Got {value!r}.")
+    return value
 
 
 def task_cpus(spark: Any) -> int:

@@ -32,13 +32,14 @@ from spark_dl.param_table import (
     one_of,
     to_json_object,
 )
+from spark_dl.training.plan import OPTIMIZERS
 
 __all__ = ["OPTIMIZERS", "check_optimizer_params", "to_json_object"]
 
-#: Optimizer names the ``optimizer`` Param accepts -> the ``torch.optim`` class.
-OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
 #: The ``rebalance`` Param's values.
 REBALANCE = ("auto", "always", "never")
+#: The ``inferencePrecision`` Param's values (see spark_dl.inference.scoring).
+PRECISIONS = ("float32", "bfloat16", "float16", "int8-dynamic")
 #: How training rows reach the ranks (see spark_dl.training.petastorm_feed).
 DATA_FEEDS = ("arrow", "petastorm")
 
@@ -146,6 +147,14 @@ def check_optimizer_params(name: str, extra: dict[str, Any]) -> None:
         "evenly, one partition per rank.",
         default="auto", check=one_of(REBALANCE), model_setter=True,
         config="training.rebalance"),
+    ParamSpec(
+        "inferencePrecision", "Arithmetic of transform()'s forward pass: 'float32' (the "
+        "default: the trained network as it is), 'bfloat16' (CPU or GPU; fast only on "
+        "CPUs with AVX512-BF16/AMX), 'float16' (GPU only, useGpu=True) or 'int8-dynamic' "
+        "(CPU only: torch's dynamic int8 quantization of the Linear and LSTM layers). "
+        "Reduced precision changes the scores slightly; bench.scoring reports by how much. "
+        "Training always runs in float32.", default="float32", check=one_of(PRECISIONS),
+        model_setter=True, config="training.inference_precision"),
 )
 class _TorchStageParams(
     TableParams,  # first, so its defaults win over the shared mixins' (HasSeed's hash)

@@ -46,6 +46,9 @@ class ScoringTask:
     outputs: tuple[str, ...] = ("raw", "prob", "pred")  # classification fields to compute
     input_shape: tuple[int, ...] = ()  # per-row tensor shape; () means (num_features,)
     input_dtype: str = "float32"  # "int64" for token ids
+    precision: str = "float32"  # the inferencePrecision Param
+    backend: str = "auto"  # spark.dl.inference.backend: "auto" (numpy MLP when it can) or "torch"
+    prefetch: int = 1  # input batches read and converted ahead of the forward pass
 
     @property
     def layout(self) -> InputLayout:
@@ -54,30 +57,61 @@ class ScoringTask:
         return InputLayout(self.input_shape or (self.num_features,), self.input_dtype)
 
 
-def get_model(task: ScoringTask) -> nn.Module:
-    """The cached network for ``task.key`` on this task's device, built on a miss.
+def uses_numpy(task: ScoringTask) -> bool:
+    """Whether ``task`` scores with the torch-free :mod:`~spark_dl.inference.numpy_mlp`."""
+    from spark_dl.inference import numpy_mlp
+
+    return task.backend == "auto" and numpy_mlp.supports(
+        task.spec, use_gpu=task.use_gpu, precision=task.precision,
+        input_dtype=task.input_dtype, task=task.task)
+
+
+def get_model(task: ScoringTask) -> Any:
+    """The cached network for ``task.key`` on this task's device, built on a miss: a torch
+    module, or a :class:`~spark_dl.inference.numpy_mlp.NumpyMLP` (see :func:`uses_numpy`).
 
     The device is part of the cache key: a reused Python worker can run tasks that Spark
     assigned to different GPUs.
     """
     global builds
-    device = _device(task.use_gpu)
-    key = f"{task.key}@{device}"
+    numpy_path = uses_numpy(task)
+    device = "numpy" if numpy_path else _device(task.use_gpu)
+    key = f"{task.key}@{device}/{task.precision}"
     model = _CACHE.get(key)
     if model is not None:
         _CACHE.move_to_end(key)
         return model
-    from safetensors.torch import load as st_load
+    if numpy_path:
+        from spark_dl.inference.numpy_mlp import NumpyMLP
 
-    from spark_dl.model_spec import ModelSpec
+        model = NumpyMLP(task.spec, task.weights.value)
+    else:
+        from safetensors.torch import load as st_load
 
-    model = ModelSpec.from_json(task.spec).build(**task.layout.injected(task.num_outputs))
-    model.load_state_dict(st_load(task.weights.value))
-    model.to(device).eval()
+        from spark_dl.model_spec import ModelSpec
+
+        model = ModelSpec.from_json(task.spec).build(**task.layout.injected(task.num_outputs))
+        model.load_state_dict(st_load(task.weights.value))
+        model = with_precision(model.to(device).eval(), task.precision)
     builds += 1
     _CACHE[key] = model
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
+    return model
+
+
+def with_precision(model: nn.Module, precision: str) -> nn.Module:
+    """``model`` for the ``inferencePrecision`` Param (validated on the driver)."""
+    import torch
+    from torch import nn
+
+    if precision == "int8-dynamic":
+        with warnings.catch_warnings():  # torch.ao.quantization's deprecation notice
+            warnings.simplefilter("ignore")
+            return torch.ao.quantization.quantize_dynamic(
+                model, {nn.Linear, nn.LSTM}, dtype=torch.qint8)
+    if precision in ("bfloat16", "float16"):
+        return model.to(getattr(torch, precision))
     return model
 
 
@@ -146,11 +180,14 @@ def features_matrix(arr: pa.Array, d: int) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     n = len(arr)
-    offsets = arr.offsets.to_numpy()
+    offsets = numpy_view(arr.offsets)
     lengths = np.diff(offsets)
     if arr.null_count == 0 and (lengths == d).all():
         flat = arr.flatten()
-        X = flat.to_numpy(zero_copy_only=flat.null_count == 0).reshape(n, d)
+        if flat.null_count == 0 and flat.type == pa.float32():
+            X = numpy_view(flat).reshape(n, d)  # zero-copy, and no pandas (see numpy_view)
+        else:
+            X = flat.to_numpy(zero_copy_only=False).astype(np.float32).reshape(n, d)
         valid = ~np.isnan(X).any(axis=1)
         if not valid.all():
             X = np.where(valid[:, None], X, 0).astype(np.float32)
@@ -166,6 +203,32 @@ def features_matrix(arr: pa.Array, d: int) -> tuple[np.ndarray, np.ndarray]:
     return X, valid & ~bad
 
 
+#: Arrow primitive type names -> numpy dtypes (for numpy_view).
+_NUMPY_TYPES = {"float": "float32", "double": "float64", "int32": "int32", "int64": "int64"}
+
+
+def numpy_view(arr: pa.Array) -> np.ndarray:
+    """A zero-copy numpy view of a primitive Arrow array without nulls.
+
+    ``Array.to_numpy`` and ``pa.array`` start pyarrow's pandas shim, which imports pandas
+    (about 45 MiB in every Python worker, ``bench.memory``); the buffer read does not.
+    """
+    dtype = np.dtype(_NUMPY_TYPES[str(arr.type)])
+    return np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr),
+                         offset=arr.offset * dtype.itemsize)
+
+
+def arrow_from_numpy(values: np.ndarray) -> pa.Array:
+    """A primitive Arrow array over ``values`` (1-D float64/float32/int32), without pandas."""
+    import pyarrow as pa
+
+    values = np.ascontiguousarray(values)
+    kinds = {np.dtype(np.float64): pa.float64(), np.dtype(np.float32): pa.float32(),
+             np.dtype(np.int32): pa.int32()}
+    return pa.Array.from_buffers(kinds[values.dtype], len(values),
+                                 [None, pa.py_buffer(values)])
+
+
 def _forward(model: nn.Module, X: np.ndarray, batch_size: int,
              layout: InputLayout | None = None, reconstruction: bool = False) -> np.ndarray:
     """Outputs ``(n, k)``; with ``reconstruction``, each row's mean squared error ``(n, 1)``."""
@@ -174,12 +237,17 @@ def _forward(model: nn.Module, X: np.ndarray, batch_size: int,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # read-only Arrow buffer; never written
         t = torch.from_numpy(X)
-    device = next(model.parameters()).device
+    param = next(iter(model.state_dict().values()))  # quantized modules have no parameters()
+    device = param.device
+    dtype = param.dtype if param.dtype in (torch.bfloat16, torch.float16) else None
     outs = []
     with torch.inference_mode():
         for start in range(0, len(X), batch_size):
-            chunk = t[start : start + batch_size].to(device)
-            out = model(layout.to_tensor(chunk) if layout is not None else chunk).float()
+            chunk = t[start : start + batch_size].to(device, non_blocking=True)
+            x = layout.to_tensor(chunk) if layout is not None else chunk
+            if dtype is not None and x.is_floating_point():
+                x = x.to(dtype)
+            out = model(x).float()
             if reconstruction:
                 out = ((out.flatten(1) - chunk.float()) ** 2).mean(dim=1, keepdim=True)
             outs.append(out.cpu())
@@ -192,8 +260,8 @@ def _list_array(mat: np.ndarray) -> pa.Array:
     import pyarrow as pa
 
     n, k = mat.shape
-    offsets = pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32))
-    return pa.ListArray.from_arrays(offsets, pa.array(mat.reshape(-1)))
+    offsets = arrow_from_numpy(np.arange(0, (n + 1) * k, k, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, arrow_from_numpy(mat.reshape(-1)))
 
 
 def raw_prediction(logits: np.ndarray) -> np.ndarray:
@@ -214,7 +282,6 @@ def raw_prediction(logits: np.ndarray) -> np.ndarray:
 def score_array(arr: pa.Array, task: ScoringTask) -> pa.Array:
     """Score one Arrow batch of feature arrays."""
     import pyarrow as pa
-    import torch
 
     X, valid = features_matrix(arr, task.num_features)
     if task.handle_invalid == "error" and not valid.all():
@@ -225,11 +292,16 @@ def score_array(arr: pa.Array, task: ScoringTask) -> pa.Array:
             "handleInvalid='skip' to drop them or 'keep' to score them as NaN."
         )
     model = get_model(task)
-    out = _forward(model, X, task.batch_size, task.layout, task.task == "reconstruction")
+    if uses_numpy(task):
+        from spark_dl.inference.numpy_mlp import forward
+
+        out = forward(model, X, task.batch_size)
+    else:
+        out = _forward(model, X, task.batch_size, task.layout, task.task == "reconstruction")
     if task.task in ("regression", "reconstruction"):
         pred = out.reshape(len(X), -1)[:, 0].astype(np.float64)
         pred[~valid] = np.nan
-        return pa.array(pred)
+        return arrow_from_numpy(pred)
     logits = raw_prediction(out.astype(np.float64))
     fields = {
         "raw": lambda: logits,
@@ -242,28 +314,96 @@ def score_array(arr: pa.Array, task: ScoringTask) -> pa.Array:
         if not valid.all():
             values = values.copy()
             values[~valid] = np.nan
-        arrays.append(pa.array(values) if values.ndim == 1 else _list_array(values))
+        arrays.append(arrow_from_numpy(values) if values.ndim == 1 else _list_array(values))
         names.append(name)
     return pa.StructArray.from_arrays(arrays, names=names)
 
 
 def _probability(raw: np.ndarray) -> np.ndarray:
-    import torch
-
-    if raw.shape[1] == 2:
-        p1 = torch.sigmoid(torch.from_numpy(raw[:, 1])).numpy()
-        return np.stack([1.0 - p1, p1], axis=1)
-    return torch.softmax(torch.from_numpy(raw), dim=1).numpy()
+    """Probabilities from ``rawPrediction`` (float64): the sigmoid of the log-odds for two
+    classes, else the softmax, both computed without overflow."""
+    with np.errstate(over="ignore"):
+        if raw.shape[1] == 2:
+            p1 = 1.0 / (1.0 + np.exp(-raw[:, 1]))
+            return np.stack([1.0 - p1, p1], axis=1)
+        e = np.exp(raw - raw.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
 
 
 def score_batches(batches: Iterator[pa.Array], task: ScoringTask) -> Iterator[pa.Array]:
-    """The body of the Arrow UDF: limit threads, then score batch by batch."""
-    import torch
-
-    if task.threads > 0:
-        torch.set_num_threads(task.threads)
-    for arr in batches:
+    """The body of the Arrow UDF: limit threads, then score batch by batch, reading the next
+    ``task.prefetch`` batches from Spark while the current one computes."""
+    limit_threads(task)
+    for arr in prefetched(batches, task.prefetch):
         yield score_array(arr, task)
+
+
+def limit_threads(task: ScoringTask) -> None:
+    """``task.threads`` compute threads for this task: torch's intra-op threads, or
+    OpenBLAS's for the numpy MLP (which must not import torch)."""
+    if task.threads <= 0:
+        return
+    if uses_numpy(task):
+        from spark_dl.inference.numpy_mlp import limit_blas_threads
+
+        limit_blas_threads(task.threads)
+    else:
+        import torch
+
+        torch.set_num_threads(task.threads)
+
+
+def prefetched(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """``items``, pulled by a background thread up to ``depth`` ahead of the consumer.
+
+    Reading an Arrow batch from Spark's socket releases the GIL, and so does torch's
+    forward pass: the JVM can produce batch ``i + 1`` while batch ``i`` computes, instead
+    of each waiting for the other. The thread has finished (and every item has been
+    taken from ``items``) when this generator is exhausted, so pyspark's own check that
+    the UDF consumed its whole input still holds; an error in the thread is raised here;
+    a consumer that stops early stops the thread.
+    """
+    if depth <= 0:
+        yield from items
+        return
+    import queue
+    import threading
+
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def pull() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            put(("error", exc))
+            return
+        put(("done", None))
+
+    thread = threading.Thread(target=pull, name="spark_dl-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "done":
+                break
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join(timeout=10)  # a read in flight finishes: Spark keeps sending input
 
 
 def score_series(batches: Iterator[Any], task: ScoringTask) -> Iterator[Any]:

@@ -11,7 +11,7 @@ Rank side: :func:`load_rank_arrays` reads this rank's rows into numpy arrays.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
@@ -51,17 +51,35 @@ def prepare(
     return out.withColumn("v", v)
 
 
-def write_local_shards(table: pa.Table, n: int, directory: str) -> list[str]:
-    """Write rows ``r::n`` of ``table`` to ``directory/shard-r.arrow`` for each rank r."""
+def write_local_shards(batches: Iterable[pa.RecordBatch], n: int, directory: str) -> list[str]:
+    """Deal rows ``r::n`` of the ``batches`` stream to ``directory/shard-r.arrow`` for each rank r.
+
+    Batch by batch: the caller's memory holds one batch, never the whole training set (see
+    :func:`spark_dl.compat.iter_arrow_batches`). Row ``i`` of the stream goes to rank
+    ``i % n``, so the ranks' row counts differ by at most one.
+    """
     import pyarrow as pa
 
-    paths = []
-    for r in range(n):
-        shard = table.take(pa.array(np.arange(r, table.num_rows, n, dtype=np.int64)))
-        path = os.path.join(directory, f"shard-{r}.arrow")
-        with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, shard.schema) as writer:
-            writer.write_table(shard)
-        paths.append(path)
+    paths = [os.path.join(directory, f"shard-{r}.arrow") for r in range(n)]
+    writers: list[Any] = []
+    offset = 0
+    try:
+        for batch in batches:
+            if not writers:
+                writers = [pa.ipc.new_file(pa.OSFile(p, "wb"), batch.schema) for p in paths]
+            for r, writer in enumerate(writers):
+                first = (r - offset) % n
+                if first < batch.num_rows:
+                    rows = np.arange(first, batch.num_rows, n, dtype=np.int64)
+                    writer.write_batch(batch.take(pa.array(rows)))
+            offset += batch.num_rows
+    finally:
+        for writer in writers:
+            writer.close()
+    if not writers:  # no rows at all: empty shards the ranks can still open
+        for path in paths:
+            with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, pa.schema([])):
+                pass
     return paths
 
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from spark_dl.errors import TrainingFailedError
 from spark_dl import compat
 from spark_dl.compat import (
-    collect_arrow,
     default_parallelism,
+    iter_arrow_batches,
     max_concurrent_tasks,
     train_on_dataframe,
 )
@@ -150,7 +150,8 @@ def _launch_once(
                 distributor = _distributor(num_processes, local_mode, use_gpu)
                 returned = distributor.run(run_rank, feed_plan)
             elif local_mode:
-                shards = tuple(write_local_shards(collect_arrow(prepared), num_processes, tmp))
+                batches = iter_arrow_batches(prepared, tmp)
+                shards = tuple(write_local_shards(batches, num_processes, tmp))
                 local_plan = replace(plan, shard_paths=shards, result_dir=tmp)
                 returned = _distributor(num_processes, True, use_gpu).run(run_rank, local_plan)
             else:

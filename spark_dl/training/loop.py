@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spark_dl.inputs import InputLayout
-from spark_dl.params import OPTIMIZERS
+from spark_dl.training.plan import OPTIMIZERS
 
 from spark_dl.training import checkpoint
 

@@ -166,3 +166,40 @@ def test_gpu_scoring_without_a_gpu_fails_instead_of_falling_back_to_cpu(fitted_c
     model.set(model.useGpu, True)
     with pytest.raises(Exception, match="useGpu=True, but this Python worker sees no CUDA"):
         model.transform(binary_df).collect()
+
+
+def test_inference_precision_the_device_lacks_is_refused_before_any_job(fitted_clf, binary_df):
+    half = fitted_clf.copy({fitted_clf.inferencePrecision: "float16"})
+    with pytest.raises(ValueError, match="'inferencePrecision' .* 'float16', which is for GPU"):
+        half.transform(binary_df)  # transform itself raises: no job, no plan
+    int8_gpu = fitted_clf.copy({fitted_clf.inferencePrecision: "int8-dynamic",
+                                fitted_clf.useGpu: True})
+    with pytest.raises(ValueError, match="'int8-dynamic', which torch runs on the CPU only"):
+        int8_gpu.transform(binary_df)
+    with pytest.raises(ValueError, match="inferencePrecision.*must be one of"):
+        fitted_clf.copy().setInferencePrecision("int4")
+
+
+def test_int8_scoring_stays_close_to_float32_and_the_backends_agree(spark, fitted_clf,
+                                                                   binary_df):
+    from pyspark.ml.functions import vector_to_array
+
+    from pyspark.sql import functions as F
+
+    binary = binary_df.withColumn("id", F.monotonically_increasing_id())  # cached: stable ids
+
+    def scored(model):
+        out = model.transform(binary).select("id", vector_to_array("probability")[1]
+                                             .alias("p"), "prediction")
+        return {r.id: (r.p, r.prediction) for r in out.collect()}
+
+    full = scored(fitted_clf)
+    int8 = scored(fitted_clf.copy({fitted_clf.inferencePrecision: "int8-dynamic"}))
+    assert max(abs(full[i][0] - int8[i][0]) for i in full) < 0.05
+    spark.conf.set("spark.dl.inference.backend", "torch")
+    try:
+        by_torch = scored(fitted_clf)
+    finally:
+        spark.conf.unset("spark.dl.inference.backend")
+    assert max(abs(full[i][0] - by_torch[i][0]) for i in full) < 1e-6
+    assert all(full[i][1] == by_torch[i][1] for i in full)

@@ -76,6 +76,37 @@ def test_the_prepared_rows_reach_the_driver_as_one_arrow_table(spark):
     assert empty.num_rows == 0
 
 
+def _slow_first_partition(batches):  # partition 0 finishes last, so batches arrive out of order
+    import time
+
+    from pyspark import TaskContext
+
+    if TaskContext.get().partitionId() == 0:
+        time.sleep(2)
+    yield from batches
+
+
+def test_driver_local_shards_stream_in_partition_order_and_deal_rows_evenly(spark, tmp_path):
+    import pyarrow as pa
+
+    from spark_dl.training.data import write_local_shards
+
+    df = (spark.range(0, 1003, numPartitions=5).selectExpr("id", "CAST(id * 2 AS DOUBLE) AS x")
+          .mapInArrow(_slow_first_partition, "id long, x double"))
+    expected = compat.collect_arrow(df)
+    streamed = list(compat.iter_arrow_batches(df, str(tmp_path)))
+    assert pa.Table.from_batches(streamed).equals(expected)  # the order, not arrival order
+    if not compat.is_connect(spark):
+        assert (tmp_path / "collected.arrow").exists()  # spilled, not held in memory
+    paths = write_local_shards(compat.iter_arrow_batches(df, str(tmp_path)), 3, str(tmp_path))
+    shards = [pa.ipc.open_file(p).read_all() for p in paths]
+    ids = expected.column("id").to_pylist()
+    assert [s.column("id").to_pylist() for s in shards] == [ids[r::3] for r in range(3)]
+    empty = spark.range(0).selectExpr("id")
+    paths = write_local_shards(compat.iter_arrow_batches(empty, str(tmp_path)), 2, str(tmp_path))
+    assert [pa.ipc.open_file(p).read_all().num_rows for p in paths] == [0, 0]
+
+
 @pytest.mark.timeout(300)
 def test_train_validation_split_tunes_a_torch_classifier(binary_df):
     from pyspark.ml.evaluation import BinaryClassificationEvaluator

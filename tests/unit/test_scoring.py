@@ -133,3 +133,122 @@ def test_gpu_scoring_uses_the_gpu_spark_assigned(monkeypatch):
 def test_gpu_scoring_without_a_visible_gpu_fails_loudly():
     with pytest.raises(RuntimeError, match="useGpu=True, but this Python worker sees no CUDA"):
         scoring.gpu_device({}, False, 0)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"hidden_layers": [16, 8]},
+    {"hidden_layers": [16, 16], "batch_norm": True, "activation": "silu"},
+    {"hidden_layers": [12], "dropout": 0.2, "dropout_first": True, "activation": "tanh"},
+    {"hidden_layers": []},
+])
+def test_the_numpy_mlp_computes_what_the_torch_module_computes(kwargs):
+    import dataclasses
+
+    torch.manual_seed(1)
+    net = ModelSpec("mlp", kwargs).build(in_features=6, out_features=3).eval()
+    for module in net.modules():  # trained-looking batch-norm statistics
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2.0)
+    weights = st_save({k: v.contiguous() for k, v in net.state_dict().items()})
+    task = ScoringTask(key=f"np-{kwargs}", spec=ModelSpec("mlp", kwargs).to_json(),
+                       num_features=6, num_outputs=3, task="classification", batch_size=7,
+                       threads=1, handle_invalid="error", features_col="f",
+                       weights=_FakeBroadcast(weights))
+    X = np.random.default_rng(0).standard_normal((50, 6)).astype(np.float32)
+    arr = pa.array(X.tolist(), type=pa.list_(pa.float32()))
+    assert scoring.uses_numpy(task)
+    by_numpy = score_array(arr, task)
+    torch_task = dataclasses.replace(task, backend="torch", key=task.key + "-torch")
+    assert not scoring.uses_numpy(torch_task)
+    by_torch = score_array(arr, torch_task)
+    raw = np.array(by_numpy.field("raw").to_pylist())
+    np.testing.assert_allclose(raw, np.array(by_torch.field("raw").to_pylist()),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.array(by_numpy.field("prob").to_pylist()),
+                               np.array(by_torch.field("prob").to_pylist()), atol=1e-6)
+    with torch.no_grad():
+        logits = net(torch.from_numpy(X)).double().numpy()
+    assert by_numpy.field("pred").to_pylist() == logits.argmax(axis=1).astype(float).tolist()
+
+
+def test_networks_numpy_cannot_compute_exactly_score_in_torch():
+    task, _ = _task(key="gelu")
+    import dataclasses
+
+    gelu = ModelSpec("mlp", {"hidden_layers": [4], "activation": "gelu"}).to_json()
+    assert not scoring.uses_numpy(dataclasses.replace(task, spec=gelu))  # no erf in numpy
+    assert not scoring.uses_numpy(dataclasses.replace(task, precision="int8-dynamic"))
+    assert not scoring.uses_numpy(dataclasses.replace(task, use_gpu=True))
+    cnn = ModelSpec("cnn", {}).to_json()
+    assert not scoring.uses_numpy(dataclasses.replace(task, spec=cnn))
+
+
+def test_a_numpy_scoring_worker_imports_neither_torch_nor_pandas(tmp_path):
+    import subprocess
+    import sys
+
+    task, _ = _task(key="imports")
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(task.weights.value)
+    code = f"""
+import sys, numpy as np, pyarrow as pa
+from spark_dl.inference.scoring import ScoringTask, score_batches, arrow_from_numpy
+class W:
+    value = open({str(weights)!r}, "rb").read()
+task = ScoringTask(key="k", spec={task.spec!r}, num_features=3, num_outputs=2,
+                   task="classification", batch_size=2, threads=1, handle_invalid="error",
+                   features_col="f", weights=W())
+X = np.arange(12, dtype=np.float32)
+arr = pa.ListArray.from_arrays(arrow_from_numpy(np.arange(0, 13, 3, dtype=np.int32)),
+                               arrow_from_numpy(X))
+out = list(score_batches(iter([arr, arr]), task))
+print(sum(len(o) for o in out), "torch" in sys.modules, "pandas" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.split() == ["8", "False", "False"], done.stderr
+
+
+def test_prefetching_keeps_order_raises_errors_and_stops_with_its_consumer():
+    import threading
+
+    assert list(scoring.prefetched(iter(range(50)), 2)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise OSError("socket closed")
+
+    got = scoring.prefetched(failing(), 1)
+    assert next(got) == 1
+    with pytest.raises(OSError, match="socket closed"):
+        next(got)
+    endless = scoring.prefetched(iter(lambda: 0, 1), 1)  # never exhausted
+    next(endless)
+    endless.close()  # the consumer stops early: the thread must stop too
+    assert not [t for t in threading.enumerate() if t.name == "spark_dl-prefetch"]
+
+
+def test_reduced_precision_stays_close_to_float32():
+    import dataclasses
+
+    torch.manual_seed(0)
+    spec = ModelSpec("mlp", {"hidden_layers": [64, 64]})
+    net = spec.build(in_features=8, out_features=2)
+    weights = _FakeBroadcast(st_save({k: v.contiguous() for k, v in net.state_dict().items()}))
+    base = ScoringTask(key="prec", spec=spec.to_json(), num_features=8, num_outputs=2,
+                       task="classification", batch_size=16, threads=1,
+                       handle_invalid="error", features_col="f", weights=weights)
+    X = np.random.default_rng(0).standard_normal((64, 8)).astype(np.float32)
+    arr = pa.array(X.tolist(), type=pa.list_(pa.float32()))
+    full = np.array(score_array(arr, base).field("prob").to_pylist())[:, 1]
+    for precision, tol in (("int8-dynamic", 0.05), ("bfloat16", 0.05)):
+        task = dataclasses.replace(base, precision=precision, key=f"prec-{precision}")
+        assert not scoring.uses_numpy(task)
+        model = scoring.get_model(task)
+        if precision == "int8-dynamic":
+            assert any("quantized" in type(m).__module__ for m in model.modules())
+        else:
+            assert next(model.parameters()).dtype == torch.bfloat16
+        reduced = np.array(score_array(arr, task).field("prob").to_pylist())[:, 1]
+        assert 0 < np.abs(reduced - full).max() < tol

@@ -37,6 +37,7 @@ from spark_dl.validation import (
     DataStats,
     FeatureInfo,
     check_features_column,
+    check_inference_precision,
     check_numeric_column,
     check_stats,
     check_token_ids,
@@ -421,25 +422,12 @@ class _TorchModel(Model, _TorchStageParams, Persistable):
             handle_invalid=handle, features_col=info.column, weights=self._broadcast(spark),
             use_gpu=self.getUseGpu(), outputs=self._outputs(),
             input_shape=self._layout.shape, input_dtype=self._layout.dtype,
-            precision=self._inference_precision(owner), backend=conf.inference_backend(spark),
+            precision=check_inference_precision(self.getInferencePrecision(), self.getUseGpu(),
+                                                owner),
+            backend=conf.inference_backend(spark),
             prefetch=max(conf.get_int(spark, conf.INFERENCE_PREFETCH), 0),
         )
         return dataset, scoring_udf(task, conf.get_str(spark, conf.UDF_KIND))(feats)
-
-    def _inference_precision(self, owner: str) -> str:
-        precision = self.getInferencePrecision()
-        gpu = self.getUseGpu()
-        if precision == "float16" and not gpu:
-            raise ValueError(
-                f"The 'inferencePrecision' parameter of {owner} is 'float16', which is for GPU "
-                "scoring (useGpu=True); CPUs compute float16 slowly or not at all. Use "
-                "'bfloat16' or 'int8-dynamic' on the CPU, or 'float32'.")
-        if precision == "int8-dynamic" and gpu:
-            raise ValueError(
-                f"The 'inferencePrecision' parameter of {owner} is 'int8-dynamic', which "
-                "torch runs on the CPU only, but useGpu=True. Use 'float16' or 'bfloat16' "
-                "on the GPU, or set useGpu=False.")
-        return str(precision)
 
     # ------------------------------------------------------------------ persistence
     def _extra_metadata(self) -> dict[str, Any]:

@@ -146,35 +146,6 @@ def _spilled_arrow_collect(df: DataFrame, spill_dir: str) -> Iterator[pa.RecordB
             yield spilled.get_batch(i)
 
 
-def import_petastorm(owner: str) -> Any:
-    """The ``petastorm`` module, or a ValueError saying which versions it imports with.
-
-    petastorm 0.13.1 (the last release, 2023) imports ``pyarrow.filesystem`` and
-    ``pyarrow.LocalFileSystem``, the legacy filesystem API that pyarrow removed, and its
-    Spark converter uses the JVM query plan of classic pyspark. It imports and trains with
-    pyspark 3.5, pyarrow 14 and numpy < 2 (the ``.venv-spark35`` leg of make test).
-    """
-    try:
-        import petastorm
-        from petastorm.spark import make_spark_converter  # noqa: F401 - the part we use
-    except Exception as exc:  # noqa: BLE001 - ImportError, or AttributeError inside it
-        import pyarrow
-        import pyspark
-
-        missing = isinstance(exc, ModuleNotFoundError) and exc.name == "petastorm"
-        why = "is not installed" if missing else f"does not import here ({exc})"
-        raise ValueError(
-            f"{owner}: dataFeed='petastorm' needs the petastorm package, which {why}. "
-            "petastorm 0.13.1 uses pyarrow's legacy filesystem and dataset API "
-            "(pyarrow.filesystem, ParquetDataset(validate_schema=...)), which this "
-            f"pyarrow {pyarrow.__version__} no longer has; it is tested with pyspark 3.5.9, "
-            "pyarrow 14.0.2 and numpy < 2 (install it with pip's --no-deps: it pins "
-            f"setuptools<70). This is pyspark {pyspark.__version__}. Use dataFeed='arrow', "
-            "which needs no extra package."
-        ) from None
-    return petastorm
-
-
 # ---------------------------------------------------------------------- session type
 def is_connect(spark: Any) -> bool:
     """Whether ``spark`` is a Spark Connect session (no SparkContext, no JVM)."""

@@ -52,6 +52,21 @@ class FeatureInfo:
     num_features: int | None  # from ML attribute metadata, when present
 
 
+def check_inference_precision(precision: str, use_gpu: bool, owner: str) -> str:
+    """The ``inferencePrecision`` Param, refused where the device cannot run it."""
+    if precision == "float16" and not use_gpu:
+        raise ValueError(
+            f"The 'inferencePrecision' parameter of {owner} is 'float16', which is for GPU "
+            "scoring (useGpu=True); CPUs compute float16 slowly or not at all. Use "
+            "'bfloat16' or 'int8-dynamic' on the CPU, or 'float32'.")
+    if precision == "int8-dynamic" and use_gpu:
+        raise ValueError(
+            f"The 'inferencePrecision' parameter of {owner} is 'int8-dynamic', which "
+            "torch runs on the CPU only, but useGpu=True. Use 'float16' or 'bfloat16' "
+            "on the GPU, or set useGpu=False.")
+    return precision
+
+
 def _type_name(dt: DataType) -> str:
     return dt.simpleString()
 

@@ -12,7 +12,7 @@ Rank side, :func:`read_shard` opens this rank's shard with the converter's
 row groups) and concatenates its batches into the arrays the training loop takes, so the
 loop's equal-steps-per-rank guarantee holds as it does for the Arrow feed.
 
-petastorm imports only on old pyarrow; :func:`spark_dl.compat.import_petastorm` says which
+petastorm imports only on old pyarrow; :func:`import_petastorm` says which
 versions work when it cannot.
 """
 
@@ -49,7 +49,7 @@ def check_usable(spark: SparkSession, owner: str) -> str:
     """Fail before any job when the petastorm feed cannot run here; returns the cache URL."""
     from spark_dl import conf
 
-    compat.import_petastorm(owner)
+    import_petastorm(owner)
     if compat.is_connect(spark):
         raise ValueError(
             f"The 'dataFeed' parameter of {owner} is 'petastorm', but this is a Spark Connect "
@@ -135,7 +135,7 @@ def read_dataset(spark: SparkSession, url: str, fields: list[str] | None = None)
     on it with either data feed; ``dataFeed="petastorm"`` materializes it once into the
     cache, as any DataFrame.
     """
-    compat.import_petastorm("read_dataset")
+    import_petastorm("read_dataset")
     from petastorm.etl.dataset_metadata import get_schema_from_dataset_url
     from petastorm.spark_utils import dataset_as_rdd
     from pyspark.sql import types as T
@@ -176,3 +176,32 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def import_petastorm(owner: str) -> Any:
+    """The ``petastorm`` module, or a ValueError saying which versions it imports with.
+
+    petastorm 0.13.1 (the last release, 2023) imports ``pyarrow.filesystem`` and
+    ``pyarrow.LocalFileSystem``, the legacy filesystem API that pyarrow removed, and its
+    Spark converter uses the JVM query plan of classic pyspark. It imports and trains with
+    pyspark 3.5, pyarrow 14 and numpy < 2 (the ``.venv-spark35`` leg of make test).
+    """
+    try:
+        import petastorm
+        from petastorm.spark import make_spark_converter  # noqa: F401 - the part we use
+    except Exception as exc:  # noqa: BLE001 - ImportError, or AttributeError inside it
+        import pyarrow
+        import pyspark
+
+        missing = isinstance(exc, ModuleNotFoundError) and exc.name == "petastorm"
+        why = "is not installed" if missing else f"does not import here ({exc})"
+        raise ValueError(
+            f"{owner}: dataFeed='petastorm' needs the petastorm package, which {why}. "
+            "petastorm 0.13.1 uses pyarrow's legacy filesystem and dataset API "
+            "(pyarrow.filesystem, ParquetDataset(validate_schema=...)), which this "
+            f"pyarrow {pyarrow.__version__} no longer has; it is tested with pyspark 3.5.9, "
+            "pyarrow 14.0.2 and numpy < 2 (install it with pip's --no-deps: it pins "
+            f"setuptools<70). This is pyspark {pyspark.__version__}. Use dataFeed='arrow', "
+            "which needs no extra package."
+        ) from None
+    return petastorm

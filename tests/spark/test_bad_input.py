@@ -176,8 +176,8 @@ def test_inference_precision_the_device_lacks_is_refused_before_any_job(fitted_c
                                 fitted_clf.useGpu: True})
     with pytest.raises(ValueError, match="'int8-dynamic', which torch runs on the CPU only"):
         int8_gpu.transform(binary_df)
-    with pytest.raises(ValueError, match="inferencePrecision.*must be one of"):
-        fitted_clf.copy().setInferencePrecision("int4")
+    with pytest.raises(ValueError, match="inferencePrecision.*one of"):
+        fitted_clf.copy({fitted_clf.inferencePrecision: "int4"}).transform(binary_df)
 
 
 def test_int8_scoring_stays_close_to_float32_and_the_backends_agree(spark, fitted_clf,

@@ -18,6 +18,7 @@ from cross_version import pipeline_and_rows, predictions
 from pyspark.ml import PipelineModel
 
 from spark_dl import compat
+from spark_dl.training import petastorm_feed
 
 pytestmark = pytest.mark.compat
 
@@ -76,20 +77,19 @@ def test_the_prepared_rows_reach_the_driver_as_one_arrow_table(spark):
     assert empty.num_rows == 0
 
 
-def _slow_first_partition(batches):  # partition 0 finishes last, so batches arrive out of order
-    import time
-
-    from pyspark import TaskContext
-
-    if TaskContext.get().partitionId() == 0:
-        time.sleep(2)
-    yield from batches
-
-
 def test_driver_local_shards_stream_in_partition_order_and_deal_rows_evenly(spark, tmp_path):
     import pyarrow as pa
 
     from spark_dl.training.data import write_local_shards
+
+    def _slow_first_partition(batches):  # partition 0 finishes last: batches arrive out of order
+        import time
+
+        from pyspark import TaskContext
+
+        if TaskContext.get().partitionId() == 0:
+            time.sleep(2)
+        yield from batches
 
     df = (spark.range(0, 1003, numPartitions=5).selectExpr("id", "CAST(id * 2 AS DOUBLE) AS x")
           .mapInArrow(_slow_first_partition, "id long, x double"))
@@ -165,7 +165,7 @@ def test_the_readme_row_of_this_pyspark_matches_what_runs():
     for name, version in installed.items():
         assert _satisfies(version, row[name]), (name, version, row[name])
     try:
-        petastorm = compat.import_petastorm("test").__version__
+        petastorm = petastorm_feed.import_petastorm("test").__version__
     except ValueError:
         petastorm = None
     if row["petastorm"] == "does not import":

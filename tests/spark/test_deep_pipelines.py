@@ -28,8 +28,8 @@ def review_splits(spark):
 def _text_pipeline(model: str, params: dict) -> Pipeline:
     vocab = Vocabulary(inputCol="tokens", outputCol="ids", vocabSize=500, sequenceLength=SEQ)
     clf = TorchClassifier(featuresCol="ids", model=model, inputShape=[SEQ],
-                          modelParams={"vocab_size": 502, **params}, maxEpochs=8,
-                          batchSize=64, learningRate=3e-3, seed=0)
+                          modelParams={"vocab_size": 502, **params}, maxEpochs=5,
+                          batchSize=64, learningRate=5e-3, seed=0)
     return Pipeline(stages=[Tokenizer(inputCol="text", outputCol="tokens"), vocab, clf])
 
 

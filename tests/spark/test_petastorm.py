@@ -20,7 +20,7 @@ pytestmark = pytest.mark.compat
 try:
     from spark_dl import compat
 
-    compat.import_petastorm("test")
+    petastorm_feed.import_petastorm("test")
     HAVE_PETASTORM = True
 except ValueError:
     HAVE_PETASTORM = False

@@ -106,10 +106,18 @@ def with_precision(model: nn.Module, precision: str) -> nn.Module:
     from torch import nn
 
     if precision == "int8-dynamic":
+        # Linear and LSTM layers, except inside attention blocks: their fused fast path reads
+        # the Linear weights as tensors, which quantized layers do not hold.
+        attention = (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer,
+                     nn.MultiheadAttention)
+        inside = {f"{name}.{sub}" if sub else name
+                  for name, block in model.named_modules() if isinstance(block, attention)
+                  for sub, _ in block.named_modules()}
+        names = {name for name, m in model.named_modules()
+                 if isinstance(m, (nn.Linear, nn.LSTM)) and name not in inside}
         with warnings.catch_warnings():  # torch.ao.quantization's deprecation notice
             warnings.simplefilter("ignore")
-            return torch.ao.quantization.quantize_dynamic(
-                model, {nn.Linear, nn.LSTM}, dtype=torch.qint8)
+            return torch.ao.quantization.quantize_dynamic(model, names, dtype=torch.qint8)
     if precision in ("bfloat16", "float16"):
         return model.to(getattr(torch, precision))
     return model
@@ -237,9 +245,12 @@ def _forward(model: nn.Module, X: np.ndarray, batch_size: int,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # read-only Arrow buffer; never written
         t = torch.from_numpy(X)
-    param = next(iter(model.state_dict().values()))  # quantized modules have no parameters()
-    device = param.device
-    dtype = param.dtype if param.dtype in (torch.bfloat16, torch.float16) else None
+    # Quantized modules have no parameters(): read device and dtype from the state.
+    param = next((v for v in model.state_dict().values() if isinstance(v, torch.Tensor)
+                  and v.is_floating_point()), None)
+    device = param.device if param is not None else torch.device("cpu")
+    reduced = param is not None and param.dtype in (torch.bfloat16, torch.float16)
+    dtype = param.dtype if reduced else None
     outs = []
     with torch.inference_mode():
         for start in range(0, len(X), batch_size):

@@ -76,7 +76,8 @@ class AutoEncoder(nn.Module):
         self.out = nn.Linear(int(latent_dim), shape[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.float()
+        if not x.is_floating_point():  # keeps bfloat16/float16 inputs (inferencePrecision)
+            x = x.float()
         if self.kind == "dense":
             return self.decoder(self.encoder(x.flatten(1)))
         seq = x.reshape(x.shape[0], *self.shape)

@@ -56,7 +56,8 @@ class SequenceInput(nn.Module):
             ids = x.long()
             return self.embed(ids), ids != self.padding_idx
         mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
-        x = x.float()
+        if not x.is_floating_point():  # keeps bfloat16/float16 inputs (inferencePrecision)
+            x = x.float()
         return (self.proj(x) if self.proj is not None else x), mask
 
 

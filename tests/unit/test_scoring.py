@@ -252,3 +252,26 @@ def test_reduced_precision_stays_close_to_float32():
             assert next(model.parameters()).dtype == torch.bfloat16
         reduced = np.array(score_array(arr, task).field("prob").to_pylist())[:, 1]
         assert 0 < np.abs(reduced - full).max() < tol
+
+
+@pytest.mark.parametrize("name,kwargs,shape", [
+    ("lstm", {}, (16, 4)),
+    ("transformer", {"d_model": 16, "nhead": 2}, (16, 4)),
+    ("cnn", {}, (1, 8, 8)),
+    ("autoencoder", {}, (64,)),
+])
+@pytest.mark.parametrize("precision", ["int8-dynamic", "bfloat16"])
+def test_every_zoo_network_scores_in_reduced_precision(name, kwargs, shape, precision):
+    import copy
+
+    from spark_dl.inputs import InputLayout
+
+    torch.manual_seed(0)
+    layout = InputLayout(shape, "float32")
+    reconstruction = name == "autoencoder"
+    net = ModelSpec(name, kwargs).build(**layout.injected(64 if reconstruction else 2)).eval()
+    X = np.random.default_rng(0).standard_normal((10, 64)).astype(np.float32)
+    full = scoring._forward(net, X, 4, layout, reconstruction)
+    reduced = scoring._forward(scoring.with_precision(copy.deepcopy(net), precision), X, 4,
+                               layout, reconstruction)
+    assert reduced.dtype == np.float32 and 0 < np.abs(reduced - full).max() < 0.05

@@ -140,10 +140,13 @@ def _spilled_arrow_collect(df: DataFrame, spill_dir: str) -> Iterator[pa.RecordB
     if writer is None:
         return
     # Read, not memory-mapped: mapped pages would count in this process's resident memory.
-    with pa.OSFile(path, "rb") as source:
-        spilled = pa.ipc.open_file(source)
-        for i in order:
-            yield spilled.get_batch(i)
+    try:
+        with pa.OSFile(path, "rb") as source:
+            spilled = pa.ipc.open_file(source)
+            for i in order:
+                yield spilled.get_batch(i)
+    finally:
+        os.remove(path)  # the shards now hold the rows: do not keep them twice on disk
 
 
 # ---------------------------------------------------------------------- session type

@@ -68,7 +68,9 @@ def test_regressor_scores_the_same_through_pandas_udf_with_invalid_rows(spark):
     preds = {r.id: r.prediction for r in pandas.collect()}
     with torch.no_grad():
         expected = float(net(torch.tensor([[1.0, 2.0, 3.0]]))[0, 0])
-    assert preds[0] == pytest.approx(expected, rel=1e-6)
+    # float32 rounding: the numpy MLP sums in another order than torch (1e-8 here, on an
+    # output that is small only after cancellation)
+    assert preds[0] == pytest.approx(expected, rel=1e-6, abs=1e-6)
     assert all(p != p for i, p in preds.items() if i in (1, 2, 3))  # NaN for invalid rows
 
 

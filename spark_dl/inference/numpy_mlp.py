@@ -16,6 +16,7 @@ Anything else, or ``backend=torch``, runs the torch module.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any, Callable
 
 import numpy as np
@@ -29,6 +30,7 @@ _ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 _BN_EPS = 1e-5  # torch.nn.BatchNorm1d's default, which MLP uses
 
 
+@lru_cache(maxsize=64)  # asked once per batch: parse each spec once per worker
 def supports(spec_json: str, *, use_gpu: bool, precision: str, input_dtype: str,
              task: str) -> bool:
     """Whether :class:`NumpyMLP` computes this scoring task."""

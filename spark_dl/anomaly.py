@@ -4,6 +4,7 @@ error is the anomaly score."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -97,6 +98,12 @@ class TorchAnomalyDetectionModel(_TorchModel, _AnomalyParams):
     """
 
     _task = "reconstruction"
+
+    def _head_options(self) -> dict[str, Any]:
+        return {"threshold": float(self.getThreshold())}
+
+    def _onnx_output_names(self) -> list[str]:
+        return [self.getScoreCol(), self.getPredictionCol()]
 
     def _output_fields(self) -> list[StructField]:
         return [StructField(self.getScoreCol(), DoubleType()),

@@ -24,6 +24,7 @@ from spark_dl.params import _TorchStageParams, check_optimizer_params
 from spark_dl.skew.policy import before_scoring
 from spark_dl.training.preflight import check_cluster, check_driver_collect
 from spark_dl.errors import UnsafeModelError
+from spark_dl.export import OnnxExportable
 from spark_dl.persistence import (
     WEIGHTS_FORMAT,
     Persistable,
@@ -276,7 +277,7 @@ class _TorchEstimator(Estimator, _TorchStageParams, Persistable):
         )
 
 
-class _TorchModel(Model, _TorchStageParams, Persistable):
+class _TorchModel(Model, _TorchStageParams, Persistable, OnnxExportable):
     """A fitted torch network that scores DataFrames with an Arrow UDF (see subclasses)."""
 
     _task: str = ""

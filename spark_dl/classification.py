@@ -120,6 +120,11 @@ class TorchClassificationModel(_TorchModel, _TorchClassifierParams):
     def _outputs(self) -> tuple[str, ...]:
         return tuple(self._output_cols()) or ("pred",)
 
+    def _onnx_output_names(self) -> list[str]:
+        # A disabled ("") output column still has a graph output: it takes Spark's default name.
+        return [self.getRawPredictionCol() or "rawPrediction",
+                self.getProbabilityCol() or "probability", self.getPredictionCol() or "prediction"]
+
     def _output_fields(self) -> list[StructField]:
         types = {"raw": VectorUDT(), "prob": VectorUDT(), "pred": DoubleType()}
         return [StructField(col, types[field]) for field, col in self._output_cols().items()]

@@ -73,3 +73,24 @@ class KillWorkerOnce(TinyNet):
             open(self.marker, "w").close()
             os.kill(os.getpid(), 9)
         return super().forward(x)
+
+
+class BesselJ0(nn.Module):
+    """An activation ONNX has no operator for (neither torch exporter converts it)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.special.bessel_j0(x)
+
+
+class BesselNet(nn.Module):
+    """A user network whose ``head.act`` layer cannot be exported to ONNX."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.body = nn.Linear(in_features, 8)
+        self.head = nn.Sequential()
+        self.head.add_module("act", BesselJ0())
+        self.head.add_module("out", nn.Linear(8, out_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))

@@ -16,7 +16,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
 
-from spark_dl import compat, conf
+from spark_dl import compat, conf, tracking
 from spark_dl.inputs import InputLayout, check_input_shape, check_network, resolve_layout
 from spark_dl.model_spec import ModelSpec
 from spark_dl.param_table import validate_params
@@ -39,6 +39,7 @@ from spark_dl.validation import (
     FeatureInfo,
     check_features_column,
     check_inference_precision,
+    check_schedule_params,
     check_numeric_column,
     check_stats,
     check_token_ids,
@@ -74,6 +75,7 @@ class _TorchEstimator(Estimator, _TorchStageParams, Persistable):
         owner = type(self).__name__
         validate_params(self, owner)
         check_optimizer_params(self.getOptimizer(), self.getOptimizerParams())
+        check_schedule_params(self, owner)
         patience, vf = self.getEarlyStoppingPatience(), self.getValidationFraction()
         if patience and vf == 0:
             raise ValueError(
@@ -265,6 +267,7 @@ class _TorchEstimator(Estimator, _TorchStageParams, Persistable):
         """The :class:`~spark_dl.training.plan.TrainPlan` of this fit, from its Params."""
         from spark_dl.training.plan import TrainPlan
 
+        owned = self._own_checkpoints(stats)
         return TrainPlan(
             task=self._task, spec=self._spec().to_json(), num_features=nf, num_outputs=nout,
             layout=layout.to_dict(), max_epochs=self.getMaxEpochs(),
@@ -272,8 +275,8 @@ class _TorchEstimator(Estimator, _TorchStageParams, Persistable):
             optimizer=self.getOptimizer().lower(), optimizer_params=self.getOptimizerParams(),
             seed=self.getSeed(), use_gpu=self.getUseGpu(),
             patience=self.getEarlyStoppingPatience(),
-            timeout_s=conf.get_int(spark, conf.COLLECTIVE_TIMEOUT),
-            **self._own_checkpoints(stats),
+            timeout_s=conf.get_int(spark, conf.COLLECTIVE_TIMEOUT), **owned,
+            **tracking.plan_fields(self, owned["fit_id"]),
         )
 
 

@@ -33,6 +33,7 @@ from spark_dl.param_table import (
     to_json_object,
 )
 from spark_dl.training.plan import OPTIMIZERS
+from spark_dl.training.schedule import SCHEDULES
 
 __all__ = ["OPTIMIZERS", "check_optimizer_params", "to_json_object"]
 
@@ -83,6 +84,29 @@ def check_optimizer_params(name: str, extra: dict[str, Any]) -> None:
               kind="int", default=64, check=at_least(1), config="training.batch_size"),
     ParamSpec("learningRate", "Optimizer learning rate (> 0).", kind="float", default=1e-3,
               check=above(0.0), config="training.learning_rate"),
+    ParamSpec(
+        "lrSchedule", f"Learning-rate schedule over the optimizer steps, one of "
+        f"{list(SCHEDULES)}: 'constant', 'cosine' (decay to lrScheduleParams min_lr, default "
+        "0), 'step' (times gamma, default 0.1, every step_epochs epochs, default maxEpochs/3) "
+        "or 'onecycle' (torch's OneCycleLR: a rise from learningRate/div_factor to "
+        "learningRate over the warm-up, then a cosine decay). A resume continues it at the "
+        "checkpoint's step.", default="constant", check=one_of(SCHEDULES),
+        config="training.lr_schedule"),
+    ParamSpec(
+        "warmupEpochs", "Epochs (fractions allowed) of linear learning-rate warm-up from "
+        "learningRate/steps to learningRate before the schedule; for 'onecycle' the rise "
+        "(0: 30% of the steps). >= 0 and <= maxEpochs.", kind="float", default=0.0,
+        check=at_least(0.0), config="training.warmup_epochs"),
+    ParamSpec(
+        "lrScheduleParams", "Options of lrSchedule, as a dict or JSON object string: "
+        "cosine: min_lr; step: step_epochs, gamma; onecycle: div_factor, final_div_factor.",
+        kind="json", default="{}", config="training.lr_schedule_params"),
+    ParamSpec(
+        "tensorboardDir", "Folder, on a filesystem the rank-0 process can write (local or "
+        "mounted), where rank 0 writes TensorBoard events into a run folder per fit: per "
+        "step train/loss (rank 0's batch) and train/lr, per epoch the epoch/ train loss, "
+        "samples/s, validation loss and metric, and the network's graph once. Unset: none.",
+        config="training.tensorboard_dir"),
     ParamSpec("optimizer", f"Optimizer name, one of {list(OPTIMIZERS)} (case-insensitive).",
               default="adam", check=one_of(OPTIMIZERS, ignore_case=True),
               config="training.optimizer"),

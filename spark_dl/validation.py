@@ -7,6 +7,7 @@ what is accepted.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlparse
 from typing import Any
 
 from pyspark.ml.linalg import VectorUDT
@@ -50,6 +51,26 @@ class FeatureInfo:
     column: str
     kind: str  # "vector", "array" (floats) or "ids" (integers: token ids, read as int64)
     num_features: int | None  # from ML attribute metadata, when present
+
+
+def check_schedule_params(stage: Any, owner: str) -> None:
+    """``lrSchedule``, ``warmupEpochs`` and ``lrScheduleParams`` together."""
+    from spark_dl.training.schedule import check_schedule
+
+    warmup, epochs = stage.getWarmupEpochs(), stage.getMaxEpochs()
+    if warmup > epochs:
+        raise ValueError(f"The 'warmupEpochs' parameter of {owner} ({warmup:g}) exceeds "
+                         f"maxEpochs ({epochs}): lower it or raise maxEpochs.")
+    check_schedule(stage.getLrSchedule(), stage.getLrScheduleParams(), stage.getLearningRate(),
+                   epochs, owner)
+    tb = stage.getTensorboardDir()
+    if tb and urlparse(tb).scheme not in ("", "file"):
+        raise ValueError(f"The 'tensorboardDir' parameter of {owner} must be a local or "
+                         f"mounted path that the rank-0 process can write. Got {tb!r}.")
+    if tb:
+        from spark_dl.tracking.tensorboard import check_available
+
+        check_available(owner)
 
 
 def check_inference_precision(precision: str, use_gpu: bool, owner: str) -> str:

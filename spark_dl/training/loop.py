@@ -31,6 +31,7 @@ from spark_dl.inputs import InputLayout
 from spark_dl.training.plan import OPTIMIZERS
 
 from spark_dl.training import checkpoint
+from spark_dl.training.schedule import LrSchedule
 
 
 
@@ -100,6 +101,12 @@ class LoopConfig:
     num_outputs: int = 0  # network outputs (classes); 2 selects AUC-PR as validation metric
     log: Callable[[str], None] = print
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: ``name``, ``warmup_epochs``, ``params`` of the learning-rate schedule (schedule.py).
+    lr_schedule: dict[str, Any] = field(default_factory=lambda: {"name": "constant"})
+    #: Rank 0's trackers: ``on_step(step, loss, lr)`` after each optimizer step and
+    #: ``on_epoch(entry)`` after each epoch (TensorBoard, MLflow); None on other ranks.
+    on_step: Callable[[int, float, float], None] | None = None
+    on_epoch: Callable[[dict[str, Any]], None] | None = None
 
 
 class Collective:
@@ -216,6 +223,11 @@ class Trainer:
             *coll.sum([float(len(train) > 0), float(len(val))]),
         )
         self.steps_per_epoch = max(1, math.ceil(max_rows / cfg.batch_size))
+        sched = cfg.lr_schedule
+        self.schedule = LrSchedule(sched["name"], float(optimizer.defaults["lr"]),
+                                   self.steps_per_epoch, cfg.max_epochs,
+                                   float(sched.get("warmup_epochs", 0.0)),
+                                   dict(sched.get("params", {})))
         self.nonempty = int(nonempty)
         self.has_val = val_n > 0
         self._stream = IndexStream(len(train), cfg.seed, rank) if len(train) else None
@@ -223,6 +235,8 @@ class Trainer:
         self._filler = coll.shared_row(train.X, rank) if self.nonempty < coll.world_size \
             else None
         self.steps_run = 0  # optimizer steps in this attempt
+        self.step = 0  # global optimizer step of the fit (continued by a resume)
+        self.lr = self.schedule.lr(0)
         self.first_step_at: float | None = None  # wall-clock time of this attempt's first step
         self.start_epoch = 0
         self.best: dict[str, Any] = {"loss": math.inf, "state": None, "stale": 0}
@@ -242,6 +256,7 @@ class Trainer:
             "best_loss": self.best["loss"],
             "best_model": self.best["state"],
             "stale": self.best["stale"],
+            "lr_schedule": self.schedule.to_dict(),  # the rates follow from "step"
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -250,6 +265,7 @@ class Trainer:
         self.opt.load_state_dict(state["optimizer"])
         self.cfg.history[:] = list(state["history"])
         self.start_epoch = int(state["epoch"])
+        self.step = self.start_epoch * self.steps_per_epoch
         self.best = {"loss": float(state["best_loss"]), "state": state["best_model"],
                      "stale": int(state["stale"])}
         torch.set_rng_state(state["rng"])
@@ -260,6 +276,8 @@ class Trainer:
     # ---------------------------------------------------------------- one epoch
     def _step(self, idx: torch.Tensor | None, scale: float) -> tuple[float, float]:
         self.opt.zero_grad(set_to_none=True)
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr
         if idx is None:
             # No rows here: run the same DDP forward/backward on a real training row from
             # another rank with a zero loss, so this rank joins every gradient all-reduce
@@ -305,7 +323,11 @@ class Trainer:
         loss_sum = weight_sum = 0.0
         plan, scales = self._epoch_plan()
         for idx, scale in zip(plan, scales):
+            self.lr = self.schedule.lr(self.step)
             ls, ws = self._step(idx, scale)
+            if self.cfg.on_step is not None:
+                self.cfg.on_step(self.step, ls / ws if ws > 0 else math.nan, self.lr)
+            self.step += 1
             if self.first_step_at is None:
                 self.first_step_at = time.time()
             loss_sum += ls
@@ -373,6 +395,7 @@ class Trainer:
                 "samples_per_sec": rows_per_epoch / max(seconds, 1e-9),
                 "seconds": seconds,
                 "attempt": cfg.attempt,
+                "lr": self.lr,  # the rate of the epoch's last step
             }
             if self.has_val:
                 entry["val_loss"], entry["metric"], entry["val_metric"] = self.evaluate()
@@ -380,6 +403,8 @@ class Trainer:
             cfg.history.append(entry)
             if self.rank == 0:
                 cfg.log(format_epoch(entry, cfg.max_epochs))
+                if cfg.on_epoch is not None:
+                    cfg.on_epoch(entry)
                 if cfg.checkpoint_dir:
                     checkpoint.commit(cfg.checkpoint_dir, self.state(epoch))
         if self.best["state"] is not None:

@@ -46,6 +46,10 @@ class TrainPlan:
     checkpoint_dir: str | None = None
     #: ``(directory, fit id)`` of an earlier run of this fit to continue (resume=True).
     resume_from: tuple[str, str] | None = None
+    #: The learning-rate schedule: ``name``, ``warmup_epochs``, ``params`` (see schedule.py).
+    lr_schedule: dict[str, Any] = field(default_factory=lambda: {"name": "constant"})
+    #: This fit's TensorBoard run folder (``tensorboardDir/<run>``), or None.
+    tensorboard_dir: str | None = None
     # ---- set per attempt by the launcher
     attempt: int = 1
     #: Whether ranks restore the latest checkpoint (resume=True, or any retry).

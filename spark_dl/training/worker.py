@@ -128,10 +128,16 @@ def _train(plan: TrainPlan, device: Any, rank: int, world: int
         patience=plan.patience, checkpoint_dir=plan.checkpoint_dir, seed=plan.seed,
         attempt=plan.attempt, fit_id=plan.fit_id, num_outputs=plan.num_outputs,
         log=lambda line: print(line, file=sys.stdout, flush=True),
+        lr_schedule=plan.lr_schedule,
     )
     trainer = Trainer(model, module, opt, train, val, loop_cfg, Collective(world, device), rank)
     _maybe_resume(plan, trainer, rank)
-    history = trainer.fit()
+    close = _trackers(plan, trainer, loop_cfg) if rank == 0 else None
+    try:
+        history = trainer.fit()
+    finally:
+        if close is not None:
+            close()
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     timings["first_step"] = trainer.first_step_at
     result = {"weights": st_save(state), "history": history,
@@ -139,3 +145,14 @@ def _train(plan: TrainPlan, device: Any, rank: int, world: int
     report = {"steps": trainer.steps_run, "epochs": len(history),
               "rows": {"train": len(train), "validation": len(val)}}
     return result, report
+
+
+def _trackers(plan: TrainPlan, trainer: Any, loop_cfg: Any) -> Any:
+    """Rank 0's trackers hooked into the loop; returns the function that closes them."""
+    if not plan.tensorboard_dir:
+        return None
+    from spark_dl.tracking.tensorboard import TensorBoardLog
+
+    board = TensorBoardLog(plan.tensorboard_dir, trainer, plan.attempt > 1 or plan.resume)
+    loop_cfg.on_step, loop_cfg.on_epoch = board.on_step, board.on_epoch
+    return board.close

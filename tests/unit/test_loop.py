@@ -22,7 +22,7 @@ def _data(n, seed=0):
     return {"X": X, "y": y, "w": np.ones(n), "v": np.zeros(n, bool)}
 
 
-def _trainer(seed: int, epochs: int, checkpoint_dir=None):
+def _trainer(seed: int, epochs: int, checkpoint_dir=None, lr_schedule=None):
     torch.manual_seed(seed)
     module = ModelSpec("mlp", {"hidden_layers": [8], "dropout": 0.3}).build(in_features=4,
                                                                           out_features=2)
@@ -32,7 +32,8 @@ def _trainer(seed: int, epochs: int, checkpoint_dir=None):
     val = RankData.from_arrays(arrays, arrays["v"])
     opt = make_optimizer("adam", module.parameters(), 0.01, {})
     cfg = LoopConfig(task="classification", max_epochs=epochs, batch_size=32, seed=seed,
-                     checkpoint_dir=checkpoint_dir, log=lambda s: None)
+                     checkpoint_dir=checkpoint_dir, log=lambda s: None,
+                     lr_schedule=lr_schedule or {"name": "constant"})
     return Trainer(module, module, opt, train, val, cfg, Collective(1, torch.device("cpu")), 0)
 
 

@@ -74,8 +74,8 @@ class TorchAnomalyDetector(_TorchEstimator, _AnomalyParams):
     def _output_shapes(self, num_features: int, num_outputs: int) -> list[tuple[int, ...]]:
         return [(num_features,)]
 
-    def _fit(self, dataset: DataFrame) -> TorchAnomalyDetectionModel:
-        model: TorchAnomalyDetectionModel = super()._fit(dataset)  # type: ignore[assignment]
+    def _finish(self, model: Any, dataset: DataFrame) -> None:
+        """The threshold: the ``thresholdQuantile`` quantile of the training rows' scores."""
         model._set(threshold=float("inf"))
         if self._weight_col():  # rows weighted 0 took no part in training: not in the quantile
             dataset = dataset.filter(F.col(self._weight_col()) > 0)
@@ -85,7 +85,6 @@ class TorchAnomalyDetector(_TorchEstimator, _AnomalyParams):
         model._set(threshold=float(threshold))
         logger.info("TorchAnomalyDetector: threshold %.6g (training score quantile %g)",
                     threshold, q)
-        return model
 
 
 @stage(constructor=False, setters="model")

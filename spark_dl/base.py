@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 from urllib.parse import urlparse
 
 from pyspark.ml import Estimator, Model
@@ -16,15 +16,17 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
 
-from spark_dl import compat, conf, tracking
+from spark_dl import compat, conf
 from spark_dl.inputs import InputLayout, check_input_shape, check_network, resolve_layout
 from spark_dl.model_spec import ModelSpec
 from spark_dl.param_table import validate_params
 from spark_dl.params import _TorchStageParams, check_optimizer_params
 from spark_dl.skew.policy import before_scoring
+from spark_dl.training.planner import train_plan
 from spark_dl.training.preflight import check_cluster, check_driver_collect
 from spark_dl.errors import UnsafeModelError
 from spark_dl.export import OnnxExportable
+from spark_dl.tracking import mlflow_run
 from spark_dl.persistence import (
     WEIGHTS_FORMAT,
     Persistable,
@@ -49,9 +51,6 @@ from spark_dl.validation import (
     refuse_streaming,
     require,
 )
-
-if TYPE_CHECKING:
-    from spark_dl.training.plan import TrainPlan
 
 logger = logging.getLogger(__name__)
 
@@ -145,17 +144,31 @@ class _TorchEstimator(Estimator, _TorchStageParams, Persistable):
 
     # ------------------------------------------------------------------ fit
     def _fit(self, dataset: DataFrame) -> _TorchModel:
-        """prepare (validate, one stats job, network check) -> launch -> build the model."""
-        from spark_dl.training.distributor import launch
-
+        """prepare (validate, one stats job, network check) -> launch -> build the model,
+        inside an MLflow run when tracking is on (:mod:`spark_dl.tracking.mlflow_run`)."""
         fit_started = time.time()
         spark = dataset.sparkSession
         refuse_streaming(dataset, type(self).__name__, "fit on", "training reads all rows. "
                          "Fit on a batch DataFrame, then score the stream with the model.")
         self._check_params(spark)
+        with mlflow_run.fit_run(self, spark) as run:
+            model = self._train(dataset, run, fit_started)
+            self._finish(model, dataset)
+            run.log_result(model, dataset)
+        return model
+
+    def _finish(self, model: _TorchModel, dataset: DataFrame) -> None:
+        """Hook: fitted values beyond the weights (the anomaly detector's threshold)."""
+
+    def _train(self, dataset: DataFrame, run: Any, fit_started: float) -> _TorchModel:
+        from spark_dl.training.distributor import launch
+
+        spark = dataset.sparkSession
         prepared, stats, layout, num_outputs = self._prepare(dataset)
+        run.log_data(prepared, stats, layout, num_outputs)
         stats_done = time.time()
-        plan = self._train_plan(spark, layout.size, num_outputs, layout, stats)
+        plan = train_plan(self, spark, layout.size, num_outputs, layout, stats,
+                          run.plan_fields())
         logger.info("%s: training on %d rows (%d for validation) with %d process(es)",
                     type(self).__name__, stats.rows, stats.val_rows, self.getNumProcesses())
         result = launch(
@@ -172,6 +185,11 @@ class _TorchEstimator(Estimator, _TorchStageParams, Persistable):
                           **result.get("timings", {}), "fit_finished": time.time()}
         self._copyValues(model)
         return model
+
+    def fitMultiple(self, dataset: DataFrame, paramMaps: Sequence[Any]) -> Any:
+        """As ``Estimator.fitMultiple``; with MLflow tracking each candidate is a child run."""
+        fits = super().fitMultiple(dataset, paramMaps)
+        return mlflow_run.tuning_candidates(self, dataset.sparkSession, fits, len(paramMaps))
 
     def _prepare(self, dataset: DataFrame) -> tuple[DataFrame, DataStats, InputLayout, int]:
         """Check the columns (schema only), project the training frame, gather its stats in
@@ -212,36 +230,8 @@ class _TorchEstimator(Estimator, _TorchStageParams, Persistable):
     _NOT_IN_FINGERPRINT = frozenset({
         "resume", "maxTrainAttempts", "checkpointDir", "rebalance",
         "handleInvalid", "predictionCol", "probabilityCol", "rawPredictionCol",
+        "tensorboardDir", "mlflowTracking",
     })
-
-    def _fit_identity(self, stats: Any) -> dict[str, Any]:
-        """What a fit's checkpoints are fingerprinted by: the Params that shape training and
-        the data's size and content checksum (see :mod:`spark_dl.training.checkpoint`)."""
-        identity: dict[str, Any] = {
-            p.name: v for p, v in self.extractParamMap().items()
-            if p.name not in self._NOT_IN_FINGERPRINT
-        }
-        # No float sums here: they depend on the order rows are added in. The checksum
-        # hashes each row's features, label and weight.
-        identity.update(stage=type(self).__name__, rows=stats.rows, val_rows=stats.val_rows,
-                        data_checksum=stats.checksum)
-        return identity
-
-    def _own_checkpoints(self, stats: Any) -> dict[str, Any]:
-        """This fit's fingerprint and own checkpoint directory, and what a resume continues
-        (raises :class:`~spark_dl.errors.CheckpointMismatchError` for a foreign resume)."""
-        from spark_dl.training import checkpoint
-
-        ckpt = self.getCheckpointDir()
-        base = urlparse(ckpt).path if ckpt else None
-        identity = self._fit_identity(stats)
-        fit_id = checkpoint.fingerprint(identity)
-        owned: dict[str, Any] = {"fit_id": fit_id, "fit_identity": identity}
-        if base is not None:
-            owned["checkpoint_dir"] = checkpoint.run_dir(base, fit_id)
-            if self.getResume():
-                owned["resume_from"] = checkpoint.find_resumable(base, fit_id, identity)
-        return owned
 
     def _weighted(self, prepared: DataFrame, num_outputs: int) -> DataFrame:
         """Hook for per-row loss weights beyond weightCol (classifiers: classWeights)."""
@@ -261,24 +251,6 @@ class _TorchEstimator(Estimator, _TorchStageParams, Persistable):
         from spark_dl.training.petastorm_feed import cache_url
 
         return cache_url(conf.get_str(spark, conf.PETASTORM_CACHE_DIR).strip())
-
-    def _train_plan(self, spark: SparkSession, nf: int, nout: int, layout: InputLayout,
-                    stats: Any) -> TrainPlan:
-        """The :class:`~spark_dl.training.plan.TrainPlan` of this fit, from its Params."""
-        from spark_dl.training.plan import TrainPlan
-
-        owned = self._own_checkpoints(stats)
-        return TrainPlan(
-            task=self._task, spec=self._spec().to_json(), num_features=nf, num_outputs=nout,
-            layout=layout.to_dict(), max_epochs=self.getMaxEpochs(),
-            batch_size=self.getBatchSize(), lr=self.getLearningRate(),
-            optimizer=self.getOptimizer().lower(), optimizer_params=self.getOptimizerParams(),
-            seed=self.getSeed(), use_gpu=self.getUseGpu(),
-            patience=self.getEarlyStoppingPatience(),
-            timeout_s=conf.get_int(spark, conf.COLLECTIVE_TIMEOUT), **owned,
-            **tracking.plan_fields(self, owned["fit_id"]),
-        )
-
 
 class _TorchModel(Model, _TorchStageParams, Persistable, OnnxExportable):
     """A fitted torch network that scores DataFrames with an Arrow UDF (see subclasses)."""

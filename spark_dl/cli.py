@@ -64,6 +64,9 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--remote", default=None, metavar="sc://HOST:PORT",
                    help="run as a Spark Connect client of this server (spark.remote)")
     p.add_argument("--verbose", action="store_true", help="Spark's INFO logs and progress")
+    p.add_argument("--mlflow", action="store_true",
+                   help="track the run in MLflow (tracking.mlflow=true; the tracking server is "
+                        "MLFLOW_TRACKING_URI's)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +96,8 @@ def run_pipeline(name: str, argv: list[str] | None = None) -> int:
 
 
 def _with_remote(args: argparse.Namespace) -> list[str]:
-    return args.set + ([f"spark.remote={args.remote}"] if args.remote else [])
+    return (args.set + ([f"spark.remote={args.remote}"] if args.remote else [])
+            + (["tracking.mlflow=true"] if args.mlflow else []))
 
 
 def _run(config: str, overrides: list[str], verbose: bool, expected: str | None = None) -> int:

@@ -36,6 +36,8 @@ CONNECT_WEIGHTS = ("spark.dl.connect.weightsTransport", "auto")
 #: Where dataFeed="petastorm" materializes training data as Parquet (petastorm's
 #: make_spark_converter): a directory Spark can write and every training rank can read.
 PETASTORM_CACHE_DIR = ("spark.dl.petastorm.cacheDir", "")
+#: Track fits in MLflow when the mlflowTracking Param is unset ("true" or "false").
+MLFLOW_TRACKING = ("spark.dl.mlflow.tracking", "false")
 
 #: Modules (or "module:Class" entries) a saved model may name as its network on load,
 #: comma-separated; built-in networks are always allowed. Importing a module runs it.

@@ -107,6 +107,13 @@ def check_optimizer_params(name: str, extra: dict[str, Any]) -> None:
         "step train/loss (rank 0's batch) and train/lr, per epoch the epoch/ train loss, "
         "samples/s, validation loss and metric, and the network's graph once. Unset: none.",
         config="training.tensorboard_dir"),
+    ParamSpec(
+        "mlflowTracking", "Log the fit to MLflow (needs spark-dl[mlflow]): the Params, the "
+        "data profile, each epoch's metrics with step=epoch as the epoch ends, the timings "
+        "and the model (Spark and python_function flavors), into the active run or a new "
+        "one; tuning candidates become child runs. Unset: the Spark conf "
+        "spark.dl.mlflow.tracking (default false).", kind="bool",
+        config="tracking.mlflow"),
     ParamSpec("optimizer", f"Optimizer name, one of {list(OPTIMIZERS)} (case-insensitive).",
               default="adam", check=one_of(OPTIMIZERS, ignore_case=True),
               config="training.optimizer"),

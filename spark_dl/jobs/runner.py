@@ -135,12 +135,24 @@ class RunResult:
 
 
 def run(cfg: dict[str, Any], *, verbose: bool = False, spark: Any = None) -> RunResult:
-    """Run the job ``cfg`` describes and write its outputs to ``output.dir``."""
-    from spark_dl.jobs.outputs import write_outputs
-    from spark_dl.skew import profile
+    """Run the job ``cfg`` describes and write its outputs to ``output.dir``; with
+    ``tracking.mlflow``, inside an MLflow run (:class:`~spark_dl.tracking.mlflow_run.JobRun`).
+    """
+    from spark_dl.jobs.outputs import local_dir
+    from spark_dl.tracking.mlflow_run import JobRun
 
     sc = scenario(cfg["pipeline"])
     spark = spark or get_spark(cfg, verbose)
+    with JobRun(cfg) as tracked:
+        result = _run_job(sc, spark, cfg)
+        tracked.log_job(result.metrics, result.timings, local_dir(cfg))
+    return result
+
+
+def _run_job(sc: Any, spark: Any, cfg: dict[str, Any]) -> RunResult:
+    from spark_dl.jobs.outputs import write_outputs
+    from spark_dl.skew import profile
+
     timings: dict[str, float] = {}
     start = time.time()
     df = sc.prepare_input(read_data(spark, cfg), cfg).cache()

@@ -50,6 +50,8 @@ class TrainPlan:
     lr_schedule: dict[str, Any] = field(default_factory=lambda: {"name": "constant"})
     #: This fit's TensorBoard run folder (``tensorboardDir/<run>``), or None.
     tensorboard_dir: str | None = None
+    #: The MLflow run rank 0 logs each epoch into (``tracking_uri``, ``run_id``), or None.
+    mlflow: dict[str, str] | None = None
     # ---- set per attempt by the launcher
     attempt: int = 1
     #: Whether ranks restore the latest checkpoint (resume=True, or any retry).

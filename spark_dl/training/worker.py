@@ -149,10 +149,18 @@ def _train(plan: TrainPlan, device: Any, rank: int, world: int
 
 def _trackers(plan: TrainPlan, trainer: Any, loop_cfg: Any) -> Any:
     """Rank 0's trackers hooked into the loop; returns the function that closes them."""
-    if not plan.tensorboard_dir:
-        return None
-    from spark_dl.tracking.tensorboard import TensorBoardLog
+    epoch_hooks, closers = [], []
+    if plan.tensorboard_dir:
+        from spark_dl.tracking.tensorboard import TensorBoardLog
 
-    board = TensorBoardLog(plan.tensorboard_dir, trainer, plan.attempt > 1 or plan.resume)
-    loop_cfg.on_step, loop_cfg.on_epoch = board.on_step, board.on_epoch
-    return board.close
+        board = TensorBoardLog(plan.tensorboard_dir, trainer, plan.attempt > 1 or plan.resume)
+        loop_cfg.on_step = board.on_step
+        epoch_hooks.append(board.on_epoch)
+        closers.append(board.close)
+    if plan.mlflow:
+        from spark_dl.tracking.mlflow_run import RankLog
+
+        epoch_hooks.append(RankLog(plan.mlflow).on_epoch)
+    if epoch_hooks:
+        loop_cfg.on_epoch = lambda entry: [hook(entry) for hook in epoch_hooks]
+    return lambda: [close() for close in closers]

@@ -19,3 +19,17 @@ def fitted_clf(binary_df):
     clf = TorchClassifier(modelParams={"hidden_layers": [8]}, maxEpochs=5, batchSize=32,
                           learningRate=0.01, validationFraction=0.2, seed=3)
     return clf.fit(binary_df)
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory):
+    """A real local MLflow tracking store (sqlite: MLflow 3 refuses the file store) with an
+    experiment of its own, made current; the previous tracking URI comes back after."""
+    mlflow = pytest.importorskip("mlflow")
+    root = tmp_path_factory.mktemp("mlflow")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
+    experiment = mlflow.create_experiment("spark_dl-tests", artifact_location=str(root / "art"))
+    mlflow.set_experiment(experiment_id=experiment)
+    yield experiment
+    mlflow.set_tracking_uri(previous)

@@ -32,12 +32,29 @@ def run_tiny(spark, name: str, tmp_path, *overrides: str):
 
 
 @pytest.mark.slow
-def test_sentiment_pipeline_beats_the_majority_baseline(spark, tmp_path):
+def test_sentiment_pipeline_beats_the_majority_baseline(spark, tmp_path, mlflow_store):
+    """Also the pipeline's MLflow run (tracking.mlflow, as spark-dl run --mlflow sets it)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
     result, out = run_tiny(spark, "sentiment", tmp_path, "data.rows=4000",
-                           "training.max_epochs=5")
+                           "training.max_epochs=5", "tracking.mlflow=true")
     baseline = json.loads((out / "metrics.json").read_text())["baseline"]["accuracy"]
     assert result.metrics["accuracy"] >= baseline + 0.1, (result.metrics, baseline)
     assert (out / "confusion.png").is_file()
+    (run,) = mlflow.search_runs([mlflow_store], output_format="list",
+                                filter_string="tags.`spark_dl.pipeline` = 'sentiment'")
+    assert run.data.metrics["test.accuracy"] == pytest.approx(result.metrics["accuracy"])
+    assert run.data.tags["spark_dl.stage"] == "TorchClassifier"  # the fit logged into it
+    assert run.data.params["maxEpochs"] == "5" and "job_time.fit" in run.data.metrics
+    client = MlflowClient()
+    epochs = client.get_metric_history(run.info.run_id, "train_loss")
+    assert sorted(m.step for m in epochs) == [1, 2, 3, 4, 5]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
+    assert {"report/report.md", "report/training.png", "report/metrics.json"} <= artifacts
+    uri = f"runs:/{run.info.run_id}"
+    assert "spark" in mlflow.models.get_model_info(f"{uri}/model").flavors
+    assert "python_function" in mlflow.models.get_model_info(f"{uri}/pyfunc").flavors
 
 
 @pytest.mark.slow

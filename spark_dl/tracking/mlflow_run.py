@@ -180,6 +180,7 @@ def log_models(model: Any, dataset: Any, run_id: str) -> None:
     import mlflow
     from mlflow.models import infer_signature
 
+    from spark_dl import compat
     from spark_dl.tracking import pyfunc
 
     features = model.getFeaturesCol()
@@ -192,8 +193,13 @@ def log_models(model: Any, dataset: Any, run_id: str) -> None:
     context = mlflow.start_run(run_id=run_id) if active is None or \
         active.info.run_id != run_id else _Same()
     with context:
-        mlflow.spark.log_model(model, "model", signature=signature,
-                               pip_requirements=requirements)
+        if compat.is_connect(dataset.sparkSession):
+            # MLflow's Spark flavor saves through the JVM, which a Connect client lacks.
+            logger.warning("MLflow: under Spark Connect only the python_function model "
+                           "'pyfunc' is logged, not the Spark flavor.")
+        else:
+            mlflow.spark.log_model(model, "model", signature=signature,
+                                   pip_requirements=requirements)
         rows = [list(map(float, r[0].toArray() if hasattr(r[0], "toArray") else r[0]))
                 for r in example.collect()]
         import pandas as pd

@@ -26,6 +26,21 @@ def mlflow_store(tmp_path_factory):
     """A real local MLflow tracking store (sqlite: MLflow 3 refuses the file store) with an
     experiment of its own, made current; the previous tracking URI comes back after."""
     mlflow = pytest.importorskip("mlflow")
+    yield from _store(mlflow, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def optional_mlflow_store(request):
+    """:func:`mlflow_store` where mlflow is installed (the pinned stack), else None (the
+    compatibility environments, which run the same tests without it)."""
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        return None
+    return request.getfixturevalue("mlflow_store")
+
+
+def _store(mlflow, tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow")
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")

@@ -30,12 +30,25 @@ def skewed_df(spark):
 
 @pytest.mark.timeout(300)
 @pytest.mark.compat
-def test_executors_train_on_skewed_data_with_empty_partitions(skewed_df):
+def test_executors_train_on_skewed_data_with_empty_partitions(skewed_df,
+                                                              optional_mlflow_store):
+    """Where mlflow is installed, rank 0 logs each epoch from its executor as it ends."""
+    tracked = optional_mlflow_store is not None
     clf = TorchClassifier(numProcesses=2, localMode=False, maxEpochs=3, batchSize=32,
                           learningRate=0.01, modelParams={"hidden_layers": [8]},
-                          validationFraction=0.1)
+                          validationFraction=0.1, mlflowTracking=tracked)
     model = clf.fit(skewed_df)
     assert len(model.history) == 3
+    if tracked:
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        (run,) = mlflow.search_runs([optional_mlflow_store], output_format="list",
+                                    filter_string="params.localMode = 'False' and params.validationFraction = '0.1'")
+        epochs = MlflowClient().get_metric_history(run.info.run_id, "val_auc_pr")
+        assert sorted(m.step for m in epochs) == [1, 2, 3]
+        assert max(m.timestamp for m in epochs) / 1000 < model._timings["fit_finished"]
+        assert run.data.metrics["data.largest_partition_share"] == 0.95
     # 950 rows in one input partition, 50 in three, four empty: each rank holds 500.
     assert [r["train"] + r["validation"] for r in model.rowsPerRank] == [500, 500]
     acc = MulticlassClassificationEvaluator(metricName="accuracy").evaluate(

@@ -1,12 +1,13 @@
 """A local Spark Connect server (``bench/connect_server.py``), bound to 127.0.0.1, started
-once for the tests in this folder and stopped by its process id."""
+once for test_connect.py and stopped by its process id when that module ends (an idle
+server still costs a tenth of a core, which the rest of the suite wants)."""
 
 from __future__ import annotations
 
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def connect_url(tmp_path_factory):
     pytest.importorskip("grpc", reason="Spark Connect needs the spark-dl[connect] extra")
     from bench import connect_server

@@ -19,6 +19,8 @@ _EXPORTS = {
     "TorchRegressionModel": "spark_dl.regression",
     "TorchAnomalyDetector": "spark_dl.anomaly",
     "TorchAnomalyDetectionModel": "spark_dl.anomaly",
+    "TorchRecommender": "spark_dl.recommendation",
+    "TorchRecommendationModel": "spark_dl.recommendation",
     "TrainingFailedError": "spark_dl.errors",
     "CheckpointMismatchError": "spark_dl.errors",
     "SequenceWindower": "spark_dl.feature.sequence",
@@ -38,6 +40,10 @@ if TYPE_CHECKING:
         SequenceWindower,
         Vocabulary,
         VocabularyModel,
+    )
+    from spark_dl.recommendation import (  # noqa: F401
+        TorchRecommendationModel,
+        TorchRecommender,
     )
     from spark_dl.regression import TorchRegressionModel, TorchRegressor  # noqa: F401
 

@@ -9,4 +9,6 @@ REGISTRY: dict[str, str] = {
     "lstm": "spark_dl.models.lstm:LSTMNet",
     "transformer": "spark_dl.models.transformer:TransformerEncoderNet",
     "autoencoder": "spark_dl.models.autoencoder:AutoEncoder",
+    "ncf": "spark_dl.models.recommenders:NCF",
+    "two_tower": "spark_dl.models.recommenders:TwoTower",
 }

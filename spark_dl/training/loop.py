@@ -31,8 +31,8 @@ from spark_dl.inputs import InputLayout
 from spark_dl.training.plan import OPTIMIZERS
 
 from spark_dl.training import checkpoint
+from spark_dl.training.negatives import NegativeSampler, implicit_losses, sampled_auc_hits
 from spark_dl.training.schedule import LrSchedule
-
 
 
 def make_optimizer(
@@ -107,6 +107,8 @@ class LoopConfig:
     #: ``on_epoch(entry)`` after each epoch (TensorBoard, MLflow); None on other ranks.
     on_step: Callable[[int, float, float], None] | None = None
     on_epoch: Callable[[dict[str, Any]], None] | None = None
+    #: task "implicit": ``count``, ``num_items``, ``popularity`` of the negative sampler.
+    negatives: dict[str, Any] | None = None
 
 
 class Collective:
@@ -240,6 +242,18 @@ class Trainer:
         self.first_step_at: float | None = None  # wall-clock time of this attempt's first step
         self.start_epoch = 0
         self.best: dict[str, Any] = {"loss": math.inf, "state": None, "stale": 0}
+        self.sampler = NegativeSampler.from_plan(cfg.negatives) if cfg.negatives else None
+        if cfg.task == "implicit" and self.sampler is None:
+            raise ValueError("Task 'implicit' needs a negative sampler (LoopConfig.negatives).")
+
+    def _losses(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                seed: int) -> torch.Tensor:
+        """Per-row losses; for implicit feedback each positive row with its negatives,
+        sampled from ``seed`` and scored in the same forward pass."""
+        if self.sampler is None:
+            return per_sample_loss(self.cfg.task, net(x), y, x)
+        out = net(torch.cat([x, self.sampler.sample(x, seed)]))
+        return implicit_losses(out, len(x), self.sampler.count)
 
     # ---------------------------------------------------------------- checkpoints
     def state(self, epoch: int) -> dict[str, Any]:
@@ -292,7 +306,8 @@ class Trainer:
         dev = self.coll.device
         x, y, w = (t.index_select(0, idx).to(dev) for t in (self.train.X, self.train.y,
                                                             self.train.w))
-        losses = per_sample_loss(self.cfg.task, self.model(x), y, x) * w.to(torch.float32)
+        seed = _mix(self.cfg.seed, self.rank, self.step, 1)
+        losses = self._losses(self.model, x, y, seed) * w.to(torch.float32)
         (losses.sum() * scale).backward()
         self.opt.step()
         return float(losses.detach().sum()), float(w.sum())
@@ -353,8 +368,15 @@ class Trainer:
         for start in range(0, len(self.val), 4096):
             sl = slice(start, start + 4096)
             x, y, w = self.val.X[sl].to(dev), self.val.y[sl].to(dev), self.val.w[sl].to(dev)
-            out = self.module(x)
-            losses = per_sample_loss(task, out, y, x).double()
+            if self.sampler is not None:  # the same negatives every epoch
+                k = self.sampler.count
+                out = self.module(torch.cat([x, self.sampler.sample(x, _mix(self.cfg.seed,
+                                                                           start, 2))]))
+                losses = implicit_losses(out, len(x), k).double()
+                hits += sampled_auc_hits(out, len(x), k)
+            else:
+                out = self.module(x)
+                losses = per_sample_loss(task, out, y, x).double()
             loss_sum += float((losses * w).sum())
             w_sum += float(w.sum())
             sq_sum += float(losses.sum())
@@ -374,6 +396,8 @@ class Trainer:
             return val_loss, "auc_pr", average_precision(scores.numpy(), truth.numpy())
         if task == "classification":
             return val_loss, "accuracy", hits / max(n, 1.0)
+        if self.sampler is not None:
+            return val_loss, "sampled_auc", hits / max(n * self.sampler.count, 1.0)
         return val_loss, "rmse", math.sqrt(sq_sum / max(n, 1.0))
 
     # ---------------------------------------------------------------- all epochs

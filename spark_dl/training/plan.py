@@ -21,7 +21,8 @@ OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
 class TrainPlan:
     """What to train and how; no Params objects, no SparkSession."""
 
-    #: "classification", "regression" or "reconstruction".
+    #: "classification", "regression", "reconstruction" or "implicit" (positive
+    #: interactions, with ``negatives`` sampled on the ranks).
     task: str
     #: The network as :meth:`spark_dl.model_spec.ModelSpec.to_json` text.
     spec: str
@@ -52,6 +53,11 @@ class TrainPlan:
     tensorboard_dir: str | None = None
     #: The MLflow run rank 0 logs each epoch into (``tracking_uri``, ``run_id``), or None.
     mlflow: dict[str, str] | None = None
+    #: safetensors bytes of tensors loaded into the new network before training (the
+    #: recommenders' side-feature buffers and global bias), or None.
+    init_state: bytes | None = None
+    #: task "implicit": ``count``, ``num_items``, ``popularity`` (see negatives.py).
+    negatives: dict[str, Any] | None = None
     # ---- set per attempt by the launcher
     attempt: int = 1
     #: Whether ranks restore the latest checkpoint (resume=True, or any retry).

@@ -65,4 +65,5 @@ def train_plan(stage: Any, spark: SparkSession, nf: int, nout: int, layout: Inpu
         patience=stage.getEarlyStoppingPatience(),
         timeout_s=conf.get_int(spark, conf.COLLECTIVE_TIMEOUT), **owned,
         **tracking.plan_fields(stage, owned["fit_id"]), **(trackers or {}),
+        **getattr(stage, "_plan_extras", dict)(),
     )

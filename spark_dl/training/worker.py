@@ -116,7 +116,10 @@ def _train(plan: TrainPlan, device: Any, rank: int, world: int
     layout = InputLayout.from_dict(plan.layout, plan.num_features)
     train, val = (RankData.from_arrays(arrays, m, layout) for m in (~arrays["v"], arrays["v"]))
     torch.manual_seed(plan.seed)
-    module = ModelSpec.from_json(plan.spec).build(**layout.injected(plan.num_outputs)).to(device)
+    module = ModelSpec.from_json(plan.spec).build(**layout.injected(plan.num_outputs))
+    if plan.init_state is not None:
+        _load_initial(module, plan.init_state)
+    module = module.to(device)
     model = module
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -128,7 +131,7 @@ def _train(plan: TrainPlan, device: Any, rank: int, world: int
         patience=plan.patience, checkpoint_dir=plan.checkpoint_dir, seed=plan.seed,
         attempt=plan.attempt, fit_id=plan.fit_id, num_outputs=plan.num_outputs,
         log=lambda line: print(line, file=sys.stdout, flush=True),
-        lr_schedule=plan.lr_schedule,
+        lr_schedule=plan.lr_schedule, negatives=plan.negatives,
     )
     trainer = Trainer(model, module, opt, train, val, loop_cfg, Collective(world, device), rank)
     _maybe_resume(plan, trainer, rank)
@@ -145,6 +148,15 @@ def _train(plan: TrainPlan, device: Any, rank: int, world: int
     report = {"steps": trainer.steps_run, "epochs": len(history),
               "rows": {"train": len(train), "validation": len(val)}}
     return result, report
+
+
+def _load_initial(module: Any, payload: bytes) -> None:
+    """Load ``payload``'s tensors (a subset of the network's) into ``module``."""
+    from safetensors.torch import load as st_load
+
+    missing, unexpected = module.load_state_dict(st_load(payload), strict=False)
+    if unexpected:
+        raise ValueError(f"The initial state names tensors the network lacks: {unexpected}.")
 
 
 def _trackers(plan: TrainPlan, trainer: Any, loop_cfg: Any) -> Any:

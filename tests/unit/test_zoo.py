@@ -22,7 +22,15 @@ def build(name: str, layout: InputLayout, kwargs: dict, out: int) -> torch.nn.Mo
     return ModelSpec(name, kwargs).build(**layout.injected(out))
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
+#: Recommenders read [user, item] index rows and return one score each (test_recommenders.py).
+RECOMMENDERS = {"ncf", "two_tower"}
+
+
+def test_every_registered_network_is_covered_here_or_as_a_recommender():
+    assert set(REGISTRY) == set(CASES) | RECOMMENDERS
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_every_registered_network_builds_and_returns_its_output_shape(name):
     layout, kwargs, out = CASES[name]
     net = build(name, layout, kwargs, out)

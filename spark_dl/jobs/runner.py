@@ -2,7 +2,8 @@
 
 A scenario module (``spark_dl.jobs.<name>``) says what is specific to its pipeline:
 ``SCHEMA`` (its extra config keys), ``TASK``, ``generate`` (data made on the executors),
-``split``, ``build_pipeline`` and ``evaluate``. This module does the rest, the same way
+``split``, ``build_pipeline`` and ``evaluate`` (or ``evaluate_model``, given the fitted
+model and both splits). This module does the rest, the same way
 for every pipeline: Spark session, reading the user's data, the skew profile, timings,
 the saved ``PipelineModel``, scored parquet, ``metrics.json`` and the report.
 """
@@ -35,7 +36,7 @@ from spark_dl.jobs.outputs import torch_history
 from spark_dl.jobs.session import get_spark
 
 PIPELINES = ("fraud_detection", "sentiment", "image_classification", "equipment_fault",
-             "price_trend")
+             "price_trend", "recommendation")
 SOURCES = ("generate", "parquet", "csv", "json", "table", "image")
 
 BASE_SCHEMA: Schema = {
@@ -168,7 +169,10 @@ def _run_job(sc: Any, spark: Any, cfg: dict[str, Any]) -> RunResult:
     _print_training_summary(model, timings["fit"])
     t0 = time.time()
     scored = model.transform(test).cache()
-    evaluation = sc.evaluate(scored, cfg)
+    if hasattr(sc, "evaluate_model"):  # metrics that need the model, not only its scores
+        evaluation = sc.evaluate_model(model, train, test, scored, cfg)
+    else:
+        evaluation = sc.evaluate(scored, cfg)
     timings["score_and_evaluate"] = time.time() - t0
     for name, value in evaluation.metrics.items():
         print(f"spark_dl {cfg['pipeline']}: {name} = {value:.4f}", flush=True)

@@ -31,9 +31,12 @@ STRATEGIES = ("auto", "broadcast", "blocked")
               "fresh every epoch, on each training process (>= 1).", kind="int", default=4,
               check=at_least(1), config="model.num_negatives"),
     ParamSpec("negativeSampling", f"Implicit feedback: how negatives are drawn, one of "
-              f"{list(SAMPLINGS)}: in proportion to each item's number of interactions "
-              "(hard negatives among the popular items), or uniformly over the catalogue.",
-              default="popularity", check=one_of(SAMPLINGS), config="model.negative_sampling"),
+              f"{list(SAMPLINGS)}: uniformly over the catalogue (the score then learns "
+              "popularity too: the better ranking of future interactions), or in proportion "
+              "to each item's number of interactions (hard negatives among popular items: "
+              "the score learns preference net of popularity, for less popular-biased "
+              "lists).",
+              default="uniform", check=one_of(SAMPLINGS), config="model.negative_sampling"),
     ParamSpec("userFeaturesCol", "Optional Vector or array column of user side features "
               "(the same width in every row). Each user's features are the mean over its "
               "rows, stored in the network. Unset: none.", config="model.user_features_col"),

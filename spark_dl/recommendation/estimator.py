@@ -81,6 +81,12 @@ class TorchRecommender(_TorchEstimator, _RecommenderParams):
             raise ValueError(f"The 'ratingCol' parameter of {owner} is empty, but explicit "
                              "feedback (implicitPrefs=False) learns the ratings. Set ratingCol, "
                              "or implicitPrefs=True for interactions without ratings.")
+        from spark_dl.tracking import mlflow_run
+
+        if mlflow_run.enabled(self, spark):
+            raise ValueError(f"{owner} does not support MLflow tracking yet: set "
+                             "mlflowTracking=False (or the Spark conf "
+                             "spark.dl.mlflow.tracking=false for this fit).")
         if self.getDataFeed() != "arrow":
             raise ValueError(f"The 'dataFeed' parameter of {owner} must be 'arrow'. Got "
                              f"{self.getDataFeed()!r}.")

@@ -53,8 +53,8 @@ def top_k(net: Any, queries: np.ndarray, candidates: np.ndarray, k: int, query: 
     import torch
 
     k = min(k, len(candidates))
-    q = torch.as_tensor(queries, dtype=torch.long, device=device)
-    cand = torch.as_tensor(candidates, dtype=torch.long, device=device)
+    q = torch.from_numpy(np.array(queries, dtype=np.int64)).to(device)  # a writable copy
+    cand = torch.from_numpy(np.array(candidates, dtype=np.int64)).to(device)
     width = max(k, min(len(cand), BLOCK_SCORES // max(len(q), 1)))
     best_s = torch.full((len(q), 0), -torch.inf, device=device)
     best_i = torch.zeros((len(q), 0), dtype=torch.long, device=device)

@@ -70,6 +70,11 @@ def test_cross_validation_over_connect(connect_run):
     assert connect_run["cv_best_lr"] == 0.05  # 2 epochs at 0.001 learn next to nothing
 
 
+def test_recommender_over_connect(connect_run):
+    assert connect_run["rec_predictions"] == 3000
+    assert connect_run["rec_plans_equal"] and connect_run["rec_item_factors"] == 40
+
+
 def test_transform_runs_no_job_over_connect(connect_run):
     assert connect_run["marks_after_transform"] == 0
     # the marker does see evaluation

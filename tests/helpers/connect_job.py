@@ -77,6 +77,7 @@ def main(url: str, work: str) -> dict:
     out["cv_metrics"] = len(cv_model.avgMetrics)
     out["cv_best_lr"] = cv_model.bestModel.getLearningRate()
     _train_on_executors(assembled, out)
+    _recommend(spark, out)
 
     tokens = spark.createDataFrame([(["a", "b", "a"],), (["c"],)], "tokens array<string>")
     vocab = Vocabulary(vocabSize=5, sequenceLength=3).fit(tokens)
@@ -107,6 +108,21 @@ def main(url: str, work: str) -> dict:
         out["job_metrics"] = sorted(json.load(f)["metrics"])
     spark.stop()
     return out
+
+
+def _recommend(spark, out: dict) -> None:
+    """TorchRecommender from the client: fit, transform, both top-k plans, factors."""
+    from spark_dl import TorchRecommender
+    from spark_dl.datasets.interactions import interactions
+
+    df = interactions(spark, 3000, users=100, items=40, seed=1)
+    rec = TorchRecommender(maxEpochs=2, userFeaturesCol="user_features").fit(df)
+    out["rec_predictions"] = rec.transform(df).filter("prediction = prediction").count()
+    plans = [[[x.item for x in r.recommendations] for r in
+              rec.copy({rec.recommendStrategy: s}).recommendForAllUsers(3).orderBy("user")
+              .collect()] for s in ("broadcast", "blocked")]
+    out["rec_plans_equal"] = plans[0] == plans[1] and len(plans[0]) == 100
+    out["rec_item_factors"] = rec.itemFactors.count()
 
 
 def _train_on_executors(assembled, out: dict) -> None:

@@ -59,6 +59,11 @@ def _pixels(spark: Any) -> DataFrame:
     return spark.createDataFrame([([0.5] * 12,), ([0.25] * 12,)], "px array<double>")
 
 
+def _ratings(spark: Any) -> DataFrame:
+    return spark.createDataFrame([(u, i, float((u + i) % 5)) for u in range(6)
+                                  for i in range(4)], "user int, item long, rating double")
+
+
 _TORCH = {"modelParams": {"hidden_layers": [4]}, "maxEpochs": 1, "batchSize": 16}
 
 #: Stage class name -> (a configured instance, its input DataFrame). Estimators are fitted
@@ -76,10 +81,14 @@ EXAMPLES: dict[str, Callable[[Any], tuple[Any, DataFrame]]] = {
         inputCol="px", inputShape=[2, 2, 3], size=[2, 2], scale=1.0), _pixels(s)),
     "Rebalancer": lambda s: (__import__("spark_dl.skew", fromlist=["Rebalancer"])
                              .Rebalancer(numPartitions=2), _vectors(s)),
+    "TorchRecommender": lambda s: (spark_dl.TorchRecommender(
+        maxEpochs=1, batchSize=16, modelParams={"embedding_dim": 2, "tower_layers": []}),
+        _ratings(s)),
 }
 #: Models are made by fitting their estimator.
 MODELS = {"TorchClassificationModel": "TorchClassifier", "TorchRegressionModel": "TorchRegressor",
-          "TorchAnomalyDetectionModel": "TorchAnomalyDetector", "VocabularyModel": "Vocabulary"}
+          "TorchAnomalyDetectionModel": "TorchAnomalyDetector", "VocabularyModel": "Vocabulary",
+          "TorchRecommendationModel": "TorchRecommender"}
 
 
 def test_every_stage_has_an_example():

@@ -11,7 +11,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import BooleanType, DoubleType, StructField
 
 from spark_dl.base import _TorchEstimator, _TorchModel
-from spark_dl.param_table import ParamSpec, TableParams, declare, in_range, stage
+from spark_dl.explanations import _ExplainParams
+from spark_dl.param_table import ParamSpec, declare, in_range, stage
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +33,11 @@ logger = logging.getLogger(__name__)
         "thresholdQuantile; set it on the model to change the trade-off without retraining.",
         kind="float", model_setter=True),
 )
-class _AnomalyParams(TableParams):
+class _AnomalyParams(_ExplainParams):
     """Output columns and threshold of the anomaly detector and its model."""
 
-    _default_overrides = {"model": "autoencoder", "predictionCol": "isAnomaly"}
+    _default_overrides = {"model": "autoencoder", "predictionCol": "isAnomaly",
+                          "attributionMethod": "reconstruction_error"}
 
 
 @stage()
@@ -79,7 +81,8 @@ class TorchAnomalyDetector(_TorchEstimator, _AnomalyParams):
         model._set(threshold=float("inf"))
         if self._weight_col():  # rows weighted 0 took no part in training: not in the quantile
             dataset = dataset.filter(F.col(self._weight_col()) > 0)
-        scored = model.copy({model.handleInvalid: "skip"}).transform(dataset)
+        scored = model.copy({model.handleInvalid: "skip", model.attributionsCol: ""}
+                            ).transform(dataset)
         q = self.getThresholdQuantile()
         (threshold,) = scored.approxQuantile(self.getScoreCol(), [q], 1e-4)
         model._set(threshold=float(threshold))
@@ -106,12 +109,16 @@ class TorchAnomalyDetectionModel(_TorchModel, _AnomalyParams):
 
     def _output_fields(self) -> list[StructField]:
         return [StructField(self.getScoreCol(), DoubleType()),
-                StructField(self.getPredictionCol(), BooleanType())]
+                StructField(self.getPredictionCol(), BooleanType())] + self._attribution_fields()
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         dataset, scored = self._scoring_column(dataset)
         score_col = self.getScoreCol()
-        out = dataset.withColumn(score_col, scored)
+        if self.getAttributionsCol():
+            out = self._unpack(dataset, scored, {"pred": score_col,
+                                                 "attr": self.getAttributionsCol()})
+        else:
+            out = dataset.withColumn(score_col, scored)
         score = F.col(score_col)
         flag = F.when(~F.isnan(score), score > F.lit(float(self.getThreshold())))
         return out.withColumn(self.getPredictionCol(), flag)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pyspark.ml.functions import array_to_vector
 from pyspark.ml.linalg import VectorUDT
 from pyspark.ml.param.shared import HasProbabilityCol, HasRawPredictionCol
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StructField
 
-from spark_dl.base import _tmp_col, _TorchEstimator, _TorchModel
-from spark_dl.param_table import ParamSpec, TableParams, declare, stage, to_json_object
+from spark_dl.base import _TorchEstimator, _TorchModel
+from spark_dl.explanations import _ExplainParams
+from spark_dl.param_table import ParamSpec, declare, stage, to_json_object
 
 
 def _to_class_weights(value: Any) -> str:
@@ -33,7 +33,7 @@ def _to_class_weights(value: Any) -> str:
         "both are set.", kind="word_or_map", default="none", converter=_to_class_weights,
         config="training.class_weights"),
 )
-class _TorchClassifierParams(TableParams, HasProbabilityCol, HasRawPredictionCol):
+class _TorchClassifierParams(_ExplainParams, HasProbabilityCol, HasRawPredictionCol):
     """Output columns and class weighting of a classifier."""
 
 
@@ -127,15 +127,12 @@ class TorchClassificationModel(_TorchModel, _TorchClassifierParams):
 
     def _output_fields(self) -> list[StructField]:
         types = {"raw": VectorUDT(), "prob": VectorUDT(), "pred": DoubleType()}
-        return [StructField(col, types[field]) for field, col in self._output_cols().items()]
+        return ([StructField(col, types[field]) for field, col in self._output_cols().items()]
+                + self._attribution_fields())
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         dataset, scored = self._scoring_column(dataset)
-        tmp = _tmp_col(dataset)
-        out = dataset.withColumn(tmp, scored)
-        cols = {
-            col: F.col(f"{tmp}.{field}") if field == "pred"
-            else array_to_vector(F.col(f"{tmp}.{field}"))
-            for field, col in self._output_cols().items()
-        }
-        return out.withColumns(cols).drop(tmp)
+        cols = self._output_cols()
+        if self.getAttributionsCol():
+            cols["attr"] = self.getAttributionsCol()
+        return self._unpack(dataset, scored, cols)

@@ -6,11 +6,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql.types import DoubleType, StructField
 
 from spark_dl.base import _TorchEstimator, _TorchModel
+from spark_dl.explanations import _ExplainParams
 from spark_dl.param_table import stage
 
 
 @stage()
-class TorchRegressor(_TorchEstimator):
+class TorchRegressor(_TorchEstimator, _ExplainParams):
     """Train a PyTorch network as a Spark ML regressor (mean squared error).
 
     The network gets ``in_features`` and ``out_features=1`` when its constructor accepts
@@ -33,14 +34,18 @@ class TorchRegressor(_TorchEstimator):
 
 
 @stage(constructor=False, setters="model")
-class TorchRegressionModel(_TorchModel):
-    """A fitted :class:`TorchRegressor`; ``transform`` adds ``prediction`` (double)."""
+class TorchRegressionModel(_TorchModel, _ExplainParams):
+    """A fitted :class:`TorchRegressor`; ``transform`` adds ``prediction`` (double), and
+    the ``attributionsCol`` Vector when that Param is set."""
 
     _task = "regression"
 
     def _output_fields(self) -> list[StructField]:
-        return [StructField(self.getPredictionCol(), DoubleType())]
+        return [StructField(self.getPredictionCol(), DoubleType())] + self._attribution_fields()
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         dataset, scored = self._scoring_column(dataset)
-        return dataset.withColumn(self.getPredictionCol(), scored)
+        if not self.getAttributionsCol():
+            return dataset.withColumn(self.getPredictionCol(), scored)
+        return self._unpack(dataset, scored, {"pred": self.getPredictionCol(),
+                                              "attr": self.getAttributionsCol()})

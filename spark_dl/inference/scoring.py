@@ -49,6 +49,18 @@ class ScoringTask:
     precision: str = "float32"  # the inferencePrecision Param
     backend: str = "auto"  # spark.dl.inference.backend: "auto" (numpy MLP when it can) or "torch"
     prefetch: int = 1  # input batches read and converted ahead of the forward pass
+    attribution: str = ""  # the attributionMethod Param when attributionsCol is set, else ""
+    attribution_steps: int = 32  # attributionSteps (integrated gradients)
+    attribution_baseline: tuple[float, ...] = ()  # attributionBaseline; () means zeros
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The UDF's struct fields, or ``()`` when it returns a plain double (regression
+        and reconstruction without attributions)."""
+        attr = ("attr",) if self.attribution else ()
+        if self.task == "classification":
+            return self.outputs + attr
+        return ("pred",) + attr if attr else ()
 
     @property
     def layout(self) -> InputLayout:
@@ -61,7 +73,7 @@ def uses_numpy(task: ScoringTask) -> bool:
     """Whether ``task`` scores with the torch-free :mod:`~spark_dl.inference.numpy_mlp`."""
     from spark_dl.inference import numpy_mlp
 
-    return task.backend == "auto" and numpy_mlp.supports(
+    return task.backend == "auto" and not task.attribution and numpy_mlp.supports(
         task.spec, use_gpu=task.use_gpu, precision=task.precision,
         input_dtype=task.input_dtype, task=task.task)
 
@@ -292,8 +304,6 @@ def raw_prediction(logits: np.ndarray) -> np.ndarray:
 
 def score_array(arr: pa.Array, task: ScoringTask) -> pa.Array:
     """Score one Arrow batch of feature arrays."""
-    import pyarrow as pa
-
     X, valid = features_matrix(arr, task.num_features)
     if task.handle_invalid == "error" and not valid.all():
         bad = int((~valid).sum())
@@ -312,22 +322,44 @@ def score_array(arr: pa.Array, task: ScoringTask) -> pa.Array:
     if task.task in ("regression", "reconstruction"):
         pred = out.reshape(len(X), -1)[:, 0].astype(np.float64)
         pred[~valid] = np.nan
-        return arrow_from_numpy(pred)
-    logits = raw_prediction(out.astype(np.float64))
-    fields = {
-        "raw": lambda: logits,
-        "prob": lambda: _probability(logits),
-        "pred": lambda: logits.argmax(axis=1).astype(np.float64),
-    }
-    arrays, names = [], []
-    for name in task.outputs:  # only the columns the caller asked for
+        if not task.attribution:
+            return arrow_from_numpy(pred)
+        fields = {"pred": lambda: pred, "attr": lambda: _attributions(model, X, task, None)}
+    else:
+        logits = raw_prediction(out.astype(np.float64))
+        classes = logits.argmax(axis=1)
+        fields = {
+            "raw": lambda: logits,
+            "prob": lambda: _probability(logits),
+            "pred": lambda: classes.astype(np.float64),
+            "attr": lambda: _attributions(model, X, task, classes),
+        }
+    return _struct(fields, task.fields, valid)
+
+
+def _attributions(model: Any, X: np.ndarray, task: ScoringTask,
+                  classes: np.ndarray | None) -> np.ndarray:
+    from spark_dl.inference.attributions import attributions
+
+    return attributions(model, X, task=task.task, layout=task.layout,
+                        method=task.attribution, steps=task.attribution_steps,
+                        baseline=task.attribution_baseline, classes=classes,
+                        batch_size=task.batch_size)
+
+
+def _struct(fields: dict[str, Any], names: tuple[str, ...], valid: np.ndarray) -> pa.Array:
+    """The struct of the requested ``names``, each computed by its ``fields`` entry; rows
+    that are not ``valid`` hold NaN."""
+    import pyarrow as pa
+
+    arrays = []
+    for name in names:  # only the columns the caller asked for
         values = fields[name]()
         if not valid.all():
             values = values.copy()
             values[~valid] = np.nan
         arrays.append(arrow_from_numpy(values) if values.ndim == 1 else _list_array(values))
-        names.append(name)
-    return pa.StructArray.from_arrays(arrays, names=names)
+    return pa.StructArray.from_arrays(arrays, names=list(names))
 
 
 def _probability(raw: np.ndarray) -> np.ndarray:
@@ -424,7 +456,7 @@ def score_series(batches: Iterator[Any], task: ScoringTask) -> Iterator[Any]:
     for series in batches:
         arr = pa.array(series, type=pa.list_(pa.float32()), from_pandas=True)
         out = score_array(arr, task)
-        if task.task in ("regression", "reconstruction"):
+        if not task.fields:
             yield out.to_pandas()
         else:
             # Table.from_struct_array arrived in pyarrow 15; pyspark 3.5 runs on older ones.

@@ -18,23 +18,25 @@ from pyspark.sql.column import Column
 from spark_dl.compat import arrow_udf
 from spark_dl.inference.scoring import ScoringTask, score_batches, score_series
 
-_FIELD_TYPES = {"raw": "array<double>", "prob": "array<double>", "pred": "double"}
+_FIELD_TYPES = {"raw": "array<double>", "prob": "array<double>", "pred": "double",
+                "attr": "array<double>"}
 REGRESSION_TYPE = "double"
 
 
-def classification_type(outputs: tuple[str, ...]) -> str:
+def struct_type(outputs: tuple[str, ...]) -> str:
     """The UDF's struct type holding just the requested fields."""
     return ", ".join(f"{name} {_FIELD_TYPES[name]}" for name in outputs)
 
 
 def scoring_udf(task: ScoringTask, kind: str = "auto") -> Callable[[Column], Column]:
-    """A UDF scoring an ``array<float>`` column: a struct (raw, prob, pred) or a double.
+    """A UDF scoring an ``array<float>`` column: a struct of ``task.fields`` (raw, prob,
+    pred, attr) or, for regression and reconstruction without attributions, a double.
 
     ``kind`` is the ``spark.dl.udf.kind`` conf (see :func:`spark_dl.compat.arrow_udf`).
     """
-    classification = task.task == "classification"
+    structured = bool(task.fields)
     # regression: the prediction; reconstruction: each row's mean squared error
-    return_type = classification_type(task.outputs) if classification else REGRESSION_TYPE
+    return_type = struct_type(task.fields) if structured else REGRESSION_TYPE
     factory = arrow_udf(kind)
     if factory is not None:
 
@@ -46,13 +48,13 @@ def scoring_udf(task: ScoringTask, kind: str = "auto") -> Callable[[Column], Col
     from pyspark.sql.functions import pandas_udf
 
     # pandas_udf infers its kind from the type hints, so each output shape needs its own.
-    if classification:
+    if structured:
 
         def score_struct(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
             return score_series(batches, task)  # type: ignore[return-value]
 
         struct_udf = pandas_udf(score_struct, return_type)
-        return lambda col: _restore_nan(struct_udf(col), task.outputs)
+        return lambda col: _restore_nan(struct_udf(col), task.fields)
 
     def score_double(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
         return score_series(batches, task)  # type: ignore[return-value]

@@ -94,3 +94,27 @@ def test_kept_invalid_rows_score_nan_through_pandas_udf(spark, fitted_clf):
                        ignore_nullable=True)
     bad = pandas.where("id = 1").first()
     assert bad.prediction != bad.prediction and all(p != p for p in bad.probability)
+
+
+def test_attributions_are_the_same_through_pandas_udf_with_invalid_rows(spark):
+    from pyspark.ml.functions import vector_to_array
+
+    torch.manual_seed(1)
+    net = MLP(in_features=3, out_features=1, hidden_layers=[4])
+    weights = st_save({k: v.contiguous() for k, v in net.state_dict().items()})
+    model = TorchRegressionModel._from_parts(weights, 3, 1, [])
+    model.set(model.modelParams, {"hidden_layers": [4]})
+    model.setHandleInvalid("keep").setAttributionsCol("attr")
+    model.setAttributionMethod("gradient_x_input")
+    df = spark.createDataFrame([(0, [1.0, 2.0, 3.0]), (1, None), (2, [-1.0, 0.5, 1.0])],
+                               "id int, features array<float>")
+    arrow, pandas = _both(spark, lambda: model.transform(df))
+    assert "score_struct(" in _plan(pandas)
+    cols = ["id", "prediction", vector_to_array("attr").alias("attr")]
+    assert_df_equality(arrow.select(*cols), pandas.select(*cols), ignore_row_order=True,
+                       allow_nan_equality=True, ignore_nullable=True)
+    x = torch.tensor([[1.0, 2.0, 3.0]], requires_grad=True)
+    (grad,) = torch.autograd.grad(net(x).sum(), x)
+    rows = {r.id: r for r in pandas.collect()}
+    assert list(rows[0].attr) == pytest.approx((x * grad)[0].tolist(), rel=1e-5, abs=1e-6)
+    assert all(v != v for v in rows[1].attr)  # NaN for the invalid row, as its prediction

@@ -1,0 +1,88 @@
+"""Per-row feature attributions: the Params the torch models share, and their driver checks.
+
+Setting ``attributionsCol`` on a fitted :class:`~spark_dl.TorchClassificationModel`,
+:class:`~spark_dl.TorchRegressionModel` or :class:`~spark_dl.TorchAnomalyDetectionModel`
+(or on its estimator, which copies it to the model) makes ``transform`` add a Vector of one
+attribution per input feature, in the order of the features column (row-major for windows
+and images). They are computed in the same Arrow UDF pass as the scores, on the same
+network; unset (the default), scoring does exactly what it did before. The executor side
+is :mod:`spark_dl.inference.attributions`, which describes the methods.
+
+Examples
+--------
+>>> model.setAttributionsCol("attributions")             # doctest: +SKIP
+>>> row = model.transform(df).first()                    # doctest: +SKIP
+>>> top = sorted(range(len(names)), key=lambda i: -abs(row.attributions[i]))[:3]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spark_dl.inference.attributions import METHODS
+from spark_dl.param_table import ParamSpec, TableParams, at_least, declare, one_of
+
+#: Methods for networks with a gradient; the anomaly detector also has reconstruction_error.
+GRADIENT_METHODS = METHODS[:2]
+
+
+@declare(
+    ParamSpec(
+        "attributionsCol", "Output column (Vector, one value per input feature) of per-row "
+        "feature attributions, computed by attributionMethod in transform()'s scoring pass. "
+        "They explain the predicted class's rawPrediction (classifiers), the prediction "
+        "(regressors) or the anomaly score (anomaly detectors). Unset or empty (the "
+        "default): none, at no cost.", model_setter=True, config="explain.attributions_col"),
+    ParamSpec(
+        "attributionMethod", f"How attributionsCol is computed, one of {list(METHODS)}: "
+        "'integrated_gradients' ((x - baseline) times the mean gradient over attributionSteps "
+        "points from the baseline to x; a row's attributions add up to its output minus the "
+        "baseline's), 'gradient_x_input' ((x - baseline) times the gradient at x: one "
+        "backward pass, about attributionSteps times cheaper, exact for linear networks) or "
+        "'reconstruction_error' (anomaly detectors only, their default: each feature's "
+        "squared reconstruction error over the row width, adding up to the anomaly score).",
+        default="integrated_gradients", check=one_of(METHODS), model_setter=True,
+        config="explain.method"),
+    ParamSpec(
+        "attributionSteps", "Points on the path from the baseline to the row for "
+        "attributionMethod='integrated_gradients' (>= 1); more is closer to the integral "
+        "and proportionally slower.", kind="int", default=32, check=at_least(1),
+        model_setter=True, config="explain.steps"),
+    ParamSpec(
+        "attributionBaseline", "The reference row of the gradient methods, one value per "
+        "feature; empty (the default) means all zeros, which is the mean row after "
+        "StandardScaler(withMean=True).", kind="floats", default=[], model_setter=True),
+)
+class _ExplainParams(TableParams):
+    """Attribution Params of the torch models (and their estimators)."""
+
+
+def attribution_options(model: Any, owner: str) -> tuple[str, int, tuple[float, ...]] | None:
+    """``(method, steps, baseline)`` for the scoring task, or None when ``attributionsCol``
+    is unset; refuses, before any job, combinations the scoring pass cannot compute."""
+    if not model.getAttributionsCol():
+        return None
+    method = model.getAttributionMethod()
+    if method == "reconstruction_error" and model._task != "reconstruction":
+        raise ValueError(
+            f"The 'attributionMethod' parameter of {owner} is 'reconstruction_error', which "
+            "only anomaly detectors have. Use one of "
+            f"{list(GRADIENT_METHODS)}.")
+    if model._layout.dtype == "int64":
+        raise ValueError(
+            f"The 'attributionsCol' parameter of {owner} is set, but the model reads integer "
+            "token ids, which have no gradient. Unset attributionsCol for this model.")
+    if model.getInferencePrecision() == "int8-dynamic" and method != "reconstruction_error":
+        raise ValueError(
+            f"The 'attributionsCol' parameter of {owner} is set with inferencePrecision="
+            "'int8-dynamic', whose quantized layers have no gradient. Score with "
+            "'float32' (or 'bfloat16') to get attributions.")
+    baseline = tuple(float(v) for v in model.getAttributionBaseline())
+    if baseline and len(baseline) != model.numFeatures:
+        raise ValueError(
+            f"The 'attributionBaseline' parameter of {owner} must hold one value per feature "
+            f"({model.numFeatures}), or be empty for zeros. Got {len(baseline)} values.")
+    return method, int(model.getAttributionSteps()), baseline
+
+
+__all__ = ["GRADIENT_METHODS", "attribution_options"]

@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import BooleanType, DoubleType, StructField
 
 from spark_dl.base import _TorchEstimator, _TorchModel
-from spark_dl.explanations import _ExplainParams
+from spark_dl.explanations import _ExplainParams, attribution_fields, unpack
 from spark_dl.param_table import ParamSpec, declare, in_range, stage
 
 logger = logging.getLogger(__name__)
@@ -109,13 +109,13 @@ class TorchAnomalyDetectionModel(_TorchModel, _AnomalyParams):
 
     def _output_fields(self) -> list[StructField]:
         return [StructField(self.getScoreCol(), DoubleType()),
-                StructField(self.getPredictionCol(), BooleanType())] + self._attribution_fields()
+                StructField(self.getPredictionCol(), BooleanType())] + attribution_fields(self)
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         dataset, scored = self._scoring_column(dataset)
         score_col = self.getScoreCol()
         if self.getAttributionsCol():
-            out = self._unpack(dataset, scored, {"pred": score_col,
+            out = unpack(dataset, scored, {"pred": score_col,
                                                  "attr": self.getAttributionsCol()})
         else:
             out = dataset.withColumn(score_col, scored)

@@ -12,8 +12,6 @@ from typing import Any, Sequence
 from urllib.parse import urlparse
 
 from pyspark.ml import Estimator, Model
-from pyspark.ml.functions import array_to_vector
-from pyspark.ml.linalg import VectorUDT
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
@@ -27,7 +25,7 @@ from spark_dl.skew.policy import before_scoring
 from spark_dl.training.planner import train_plan
 from spark_dl.training.preflight import check_cluster, check_driver_collect
 from spark_dl.errors import UnsafeModelError
-from spark_dl.explanations import _ExplainParams, attribution_options
+from spark_dl.explanations import _ExplainParams, attribution_options, scoring_fields
 from spark_dl.export import OnnxExportable
 from spark_dl.tracking import mlflow_run
 from spark_dl.persistence import (
@@ -373,22 +371,6 @@ class _TorchModel(Model, _TorchStageParams, Persistable, OnnxExportable):
             return None
         return attribution_options(self, type(self).__name__)
 
-    def _attribution_fields(self) -> list[StructField]:
-        """The ``attributionsCol`` column, when it is set."""
-        col = self.getAttributionsCol() if isinstance(self, _ExplainParams) else None
-        return [StructField(col, VectorUDT())] if col else []
-
-    def _unpack(self, dataset: DataFrame, scored: Any, cols: dict[str, str]) -> DataFrame:
-        """``dataset`` with the scoring UDF's struct fields as columns (UDF field -> output
-        column); the array fields become Vectors, as pyspark.ml's own outputs."""
-        tmp = _tmp_col(dataset)
-        out = dataset.withColumn(tmp, scored)
-        return out.withColumns({
-            col: F.col(f"{tmp}.{field}") if field == "pred"
-            else array_to_vector(F.col(f"{tmp}.{field}"))
-            for field, col in cols.items()
-        }).drop(tmp)
-
     def _output_fields(self) -> list[StructField]:
         """The columns ``transform`` adds or replaces (subclasses)."""
         raise NotImplementedError
@@ -430,7 +412,7 @@ class _TorchModel(Model, _TorchStageParams, Persistable, OnnxExportable):
                                                 owner),
             backend=conf.inference_backend(spark),
             prefetch=max(conf.get_int(spark, conf.INFERENCE_PREFETCH), 0),
-            **_attribution_task(self._attribution_options()),
+            **scoring_fields(self._attribution_options()),
         )
         return dataset, scoring_udf(task, conf.get_str(spark, conf.UDF_KIND))(feats)
 
@@ -487,20 +469,4 @@ class _TorchModel(Model, _TorchStageParams, Persistable, OnnxExportable):
                 f"numFeatures={self._num_features})")
 
 
-def _attribution_task(options: tuple[str, int, tuple[float, ...]] | None) -> dict[str, Any]:
-    """The ScoringTask fields of :meth:`_TorchModel._attribution_options`' result."""
-    if options is None:
-        return {}
-    method, steps, baseline = options
-    return {"attribution": method, "attribution_steps": steps,
-            "attribution_baseline": baseline}
-
-
-def _tmp_col(dataset: DataFrame) -> str:
-    name = "__spark_dl_out"
-    while name in dataset.columns:
-        name += "_"
-    return name
-
-
-__all__ = ["_TorchEstimator", "_TorchModel", "_tmp_col"]
+__all__ = ["_TorchEstimator", "_TorchModel"]

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, StructField
 
 from spark_dl.base import _TorchEstimator, _TorchModel
-from spark_dl.explanations import _ExplainParams
+from spark_dl.explanations import _ExplainParams, attribution_fields, unpack
 from spark_dl.param_table import ParamSpec, declare, stage, to_json_object
 
 
@@ -128,11 +128,11 @@ class TorchClassificationModel(_TorchModel, _TorchClassifierParams):
     def _output_fields(self) -> list[StructField]:
         types = {"raw": VectorUDT(), "prob": VectorUDT(), "pred": DoubleType()}
         return ([StructField(col, types[field]) for field, col in self._output_cols().items()]
-                + self._attribution_fields())
+                + attribution_fields(self))
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         dataset, scored = self._scoring_column(dataset)
         cols = self._output_cols()
         if self.getAttributionsCol():
             cols["attr"] = self.getAttributionsCol()
-        return self._unpack(dataset, scored, cols)
+        return unpack(dataset, scored, cols)

@@ -51,7 +51,8 @@ GRADIENT_METHODS = METHODS[:2]
     ParamSpec(
         "attributionBaseline", "The reference row of the gradient methods, one value per "
         "feature; empty (the default) means all zeros, which is the mean row after "
-        "StandardScaler(withMean=True).", kind="floats", default=[], model_setter=True),
+        "StandardScaler(withMean=True).", kind="floats", default=[], model_setter=True,
+        config="explain.baseline"),
 )
 class _ExplainParams(TableParams):
     """Attribution Params of the torch models (and their estimators)."""
@@ -85,4 +86,41 @@ def attribution_options(model: Any, owner: str) -> tuple[str, int, tuple[float, 
     return method, int(model.getAttributionSteps()), baseline
 
 
-__all__ = ["GRADIENT_METHODS", "attribution_options"]
+def scoring_fields(options: tuple[str, int, tuple[float, ...]] | None) -> dict[str, Any]:
+    """The :class:`~spark_dl.inference.scoring.ScoringTask` fields for the result of
+    :func:`attribution_options` (none when attributions are off)."""
+    if options is None:
+        return {}
+    method, steps, baseline = options
+    return {"attribution": method, "attribution_steps": steps,
+            "attribution_baseline": baseline}
+
+
+def attribution_fields(model: Any) -> list[Any]:
+    """The ``attributionsCol`` output column (a Vector) of ``model``, when it is set."""
+    from pyspark.ml.linalg import VectorUDT
+    from pyspark.sql.types import StructField
+
+    col = model.getAttributionsCol()
+    return [StructField(col, VectorUDT())] if col else []
+
+
+def unpack(dataset: Any, scored: Any, cols: dict[str, str]) -> Any:
+    """``dataset`` with the scoring UDF's struct fields as columns (UDF field -> output
+    column); the array fields become Vectors, as pyspark.ml's own outputs."""
+    from pyspark.ml.functions import array_to_vector
+    from pyspark.sql import functions as F
+
+    tmp = "__spark_dl_out"
+    while tmp in dataset.columns:
+        tmp += "_"
+    out = dataset.withColumn(tmp, scored)
+    return out.withColumns({
+        col: F.col(f"{tmp}.{field}") if field == "pred"
+        else array_to_vector(F.col(f"{tmp}.{field}"))
+        for field, col in cols.items()
+    }).drop(tmp)
+
+
+__all__ = ["GRADIENT_METHODS", "attribution_fields", "attribution_options", "scoring_fields",
+           "unpack"]

@@ -6,7 +6,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql.types import DoubleType, StructField
 
 from spark_dl.base import _TorchEstimator, _TorchModel
-from spark_dl.explanations import _ExplainParams
+from spark_dl.explanations import _ExplainParams, attribution_fields, unpack
 from spark_dl.param_table import stage
 
 
@@ -41,11 +41,11 @@ class TorchRegressionModel(_TorchModel, _ExplainParams):
     _task = "regression"
 
     def _output_fields(self) -> list[StructField]:
-        return [StructField(self.getPredictionCol(), DoubleType())] + self._attribution_fields()
+        return [StructField(self.getPredictionCol(), DoubleType())] + attribution_fields(self)
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         dataset, scored = self._scoring_column(dataset)
         if not self.getAttributionsCol():
             return dataset.withColumn(self.getPredictionCol(), scored)
-        return self._unpack(dataset, scored, {"pred": self.getPredictionCol(),
+        return unpack(dataset, scored, {"pred": self.getPredictionCol(),
                                               "attr": self.getAttributionsCol()})

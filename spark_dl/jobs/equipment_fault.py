@@ -37,6 +37,7 @@ SCHEMA: Schema = {
     "model": {"name": Str("autoencoder"),
               "params": Mapping({"kind": "dense", "hidden_layers": [32], "latent_dim": 6})},
     "training": {"exclude_labelled_faults": Bool(True)},
+    "explain": {"report_rows": Int(10, minimum=0), "report_features": Int(3, minimum=1)},
 }
 
 
@@ -94,6 +95,20 @@ def build_pipeline(cfg: dict[str, Any], train: DataFrame) -> Pipeline:
         featuresCol="features", inputShape=[w["length"], len(d["value_cols"])],
         weightCol=weight, **params))
     return Pipeline(stages=stages)
+
+
+def evaluate_model(model: Any, train: DataFrame, test: DataFrame, scored: DataFrame,
+                   cfg: dict[str, Any]) -> Evaluation:
+    """:func:`evaluate`, plus the sensors behind the most anomalous windows."""
+    from spark_dl.jobs.explain import explain_top_rows
+
+    evaluation = evaluate(scored, cfg)
+    sensors = cfg["data"]["value_cols"]
+    evaluation.top_features = explain_top_rows(
+        model, scored, F.col("anomalyScore"), cfg, score_name="anomaly score",
+        keep=["series", "windowStart", "label"],
+        names=sensors * cfg["windows"]["length"])  # row-major (step, sensor) windows
+    return evaluation
 
 
 def evaluate(scored: DataFrame, cfg: dict[str, Any]) -> Evaluation:

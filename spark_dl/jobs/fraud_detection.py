@@ -46,6 +46,7 @@ SCHEMA: Schema = {
     "model": {"name": Str("mlp"), "params": Mapping({"hidden_layers": [64, 32],
                                                      "dropout": 0.1})},
     "evaluation": {"precision_target": Float(0.5, low=0.0, high=1.0, open_low=True)},
+    "explain": {"report_rows": Int(10, minimum=0), "report_features": Int(3, minimum=1)},
 }
 
 
@@ -98,6 +99,21 @@ def build_pipeline(cfg: dict[str, Any], train: DataFrame) -> Pipeline:
         TorchClassifier(featuresCol="features", labelCol=d["label_col"],
                         **torch_params(cfg, ESTIMATOR)),
     ])
+
+
+def evaluate_model(model: Any, train: DataFrame, test: DataFrame, scored: DataFrame,
+                   cfg: dict[str, Any]) -> Evaluation:
+    """:func:`evaluate`, plus the features behind the most likely frauds (toward fraud)."""
+    from spark_dl.jobs.explain import explain_top_rows
+
+    evaluation = evaluate(scored, cfg)
+    d = cfg["data"]
+    names = [f"{c} (log)" if c in d["log_cols"] else c for c in d["feature_cols"]]
+    keep = [c for c in (d["id_col"], d["key_col"], d["label_col"]) if c and c in scored.columns]
+    evaluation.top_features = explain_top_rows(
+        model, scored, positive_score(), cfg, score_name="fraud probability", keep=keep,
+        names=names, toward_class=1)
+    return evaluation
 
 
 def evaluate(scored: DataFrame, cfg: dict[str, Any]) -> Evaluation:

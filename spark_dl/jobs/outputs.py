@@ -37,6 +37,7 @@ class Evaluation:
     baseline: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     frame: Any = None  # the scored DataFrame with any columns evaluation added
+    top_features: Any = None  # spark_dl.jobs.explain.TopFeatures of the best-scoring rows
 
 
 def collect_columns(df: Any, columns: list[str], limit: int = SAMPLE_ROWS) -> dict[str, Any]:
@@ -72,6 +73,8 @@ def write_outputs(cfg: dict[str, Any], model: Any, scored: Any, evaluation: Eval
         "model_path": f"{out}/model", "scored_path": f"{out}/scored",
         "input_rows": skew.partitions.rows,
         "input_partitions": skew.partitions.num_partitions,
+        **({"top_features": evaluation.top_features.to_dict()}
+           if evaluation.top_features is not None else {}),
     })
     print(f"spark_dl {cfg['pipeline']}: model saved to {out}/model, scored rows to "
           f"{out}/scored, metrics to {os.path.join(here, 'metrics.json')}", flush=True)
@@ -85,7 +88,7 @@ def write_outputs(cfg: dict[str, Any], model: Any, scored: Any, evaluation: Eval
         predictions=evaluation.predictions, class_names=evaluation.class_names,
         skew=_skew_dict(skew), baseline=evaluation.baseline or None,
         config={k: v for k, v in cfg.items() if not k.startswith("_")}, timings=timings,
-        notes=evaluation.notes,
+        notes=evaluation.notes, top_features=evaluation.top_features,
     )
     path = write_report(data, here)
     print(f"spark_dl {cfg['pipeline']}: report written to {os.path.abspath(path)}", flush=True)

@@ -155,6 +155,17 @@ def _skew_words(data: ReportData) -> list[str]:
     return [f"- {w}" for w in words]
 
 
+def _top_features_table(top: Any) -> list[str]:
+    if not top.rows:
+        return ["_No rows to explain._"]
+    width = max(len(r) for r in top.rows) - len(top.columns) - 1
+    head = [*top.columns, top.score_name] + [f"#{i + 1}" for i in range(width)]
+    lines = [top.note, "", "| " + " | ".join(_cell(h) for h in head) + " |",
+             "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(_cell(v) for v in r) + " |" for r in top.rows]
+    return lines
+
+
 def _config_block(config: dict) -> list[str]:
     plain = json.loads(json.dumps(config, default=str))
     try:
@@ -178,6 +189,9 @@ def render_markdown(data: ReportData, sections: list[Section]) -> str:
             lines += [f"![{sec.title}]({sec.image})", "", f"*{sec.text}*"]
         else:
             lines.append(f"_{sec.text}_")
+    if data.top_features is not None:
+        lines += ["", "## Top features of the highest-scoring rows", ""]
+        lines += _top_features_table(data.top_features)
     if data.timings:
         lines += ["", "## Timings", ""] + _timings_table(data.timings)
     if data.skew:

@@ -47,6 +47,8 @@ class ReportData:
         Seconds per phase.
     notes : list of str
         Free-text remarks, shown as a list.
+    top_features : TopFeatures, optional
+        Attributions of the highest-scoring test rows (:mod:`spark_dl.jobs.explain`).
 
     Examples
     --------
@@ -68,6 +70,7 @@ class ReportData:
     config: dict | None = None
     timings: dict[str, float] | None = None
     notes: list[str] = field(default_factory=list)
+    top_features: Any = None
 
 
 @dataclass

@@ -76,6 +76,27 @@ def test_cuda_scoring_matches_the_cpu(spark, network):
         assert np.abs(reduced - cpu).max() < 0.05, precision
 
 
+def test_cuda_attributions_match_the_cpu(spark):
+    """Integrated gradients through an LSTM on the GPU (cuDNN's RNN refuses a backward pass
+    in eval mode; the attribution pass turns cuDNN off) equal the CPU's."""
+    from datagen import blobs, vector_df
+
+    from spark_dl import TorchClassifier
+
+    from pyspark.sql import functions as F
+
+    X, y = blobs(n=256, d=8 * 3, k=2, seed=4)
+    df = vector_df(spark, X, y, partitions=2).withColumn("id", F.monotonically_increasing_id())
+    df = df.cache()
+    model = TorchClassifier(model="lstm", inputShape=[8, 3], maxEpochs=1, batchSize=64,
+                            modelParams={"hidden_size": 16}, seed=0,
+                            attributionsCol="attr").fit(df)
+    cpu = np.array([r.attr.toArray() for r in model.transform(df).orderBy("id").collect()])
+    gpu = model.copy({model.useGpu: True}).transform(df).orderBy("id").collect()
+    np.testing.assert_allclose(np.array([r.attr.toArray() for r in gpu]), cpu, rtol=1e-3,
+                               atol=1e-4)
+
+
 def test_each_gpu_holds_one_copy_of_the_model():
     """One network per (weights, device) in a worker's cache, one per GPU it scores on."""
     import dataclasses

@@ -105,7 +105,10 @@ def main(url: str, work: str) -> dict:
                               "--set", "training.max_epochs=1", "--set", f"output.dir={job}",
                               "--set", "output.report=false"])
     with open(os.path.join(job, "metrics.json"), encoding="utf-8") as f:
-        out["job_metrics"] = sorted(json.load(f)["metrics"])
+        saved = json.load(f)
+    out["job_metrics"] = sorted(saved["metrics"])
+    # The report's explained rows: attributionsCol scored from the Connect client.
+    out["job_top_features"] = [len(r) for r in saved["top_features"]["rows"]]
     spark.stop()
     return out
 

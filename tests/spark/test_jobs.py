@@ -57,12 +57,29 @@ def test_sentiment_pipeline_beats_the_majority_baseline(spark, tmp_path, mlflow_
     assert "python_function" in mlflow.models.get_model_info(f"{uri}/pyfunc").flavors
 
 
+def _top_features(out, *, rows: int, method: str) -> dict:
+    """The explained rows in metrics.json, after checking the report shows them."""
+    top = json.loads((out / "metrics.json").read_text())["top_features"]
+    assert top["method"] == method and len(top["rows"]) == rows
+    report = (out / "report.md").read_text()
+    assert "## Top features of the highest-scoring rows" in report
+    assert all(" | ".join(r[-1:]) in report for r in top["rows"])
+    return top
+
+
 @pytest.mark.slow
 def test_equipment_fault_pipeline_finds_faults(spark, tmp_path):
     result, out = run_tiny(spark, "equipment_fault", tmp_path, "data.rows=16000",
                            "training.max_epochs=4")
     assert result.metrics["auc_roc"] >= 0.9, result.metrics
     assert (out / "roc_pr.png").is_file() and (out / "scores.png").is_file()
+    top = _top_features(out, rows=10, method="reconstruction_error")
+    sensors = {"vibration", "current", "temperature", "pressure"}
+    for row in top["rows"]:  # series, windowStart, label, score, then 2 "sensor NN%" items
+        assert len(row) == 6 and {item.split()[0] for item in row[4:]} <= sensors, row
+        assert sum(int(item.split()[1].rstrip("%")) for item in row[4:]) <= 101, row
+    scores = [float(row[3]) for row in top["rows"]]
+    assert scores == sorted(scores, reverse=True)  # the highest-scoring windows, in order
 
 
 @pytest.mark.slow
@@ -75,6 +92,11 @@ def test_fraud_pipeline_ranks_fraud_far_above_the_base_rate(spark, tmp_path):
         (result.metrics, base)
     assert "recall_at_precision_0.5" in result.metrics
     assert (out / "roc_pr.png").is_file()
+    top = _top_features(out, rows=10, method="integrated_gradients")
+    names = {"amount", "hour", "card_age_days", "distance_km", "num_tx_24h", "foreign",
+             "online", "merchant_risk"}
+    for row in top["rows"]:  # id, merchant, label, fraud probability, then 3 features
+        assert len(row) == 7 and {item.split()[0] for item in row[4:]} <= names, row
 
 
 @pytest.mark.slow

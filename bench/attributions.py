@@ -28,7 +28,7 @@ from bench.harness import Row, format_rows, get_spark, interleave, noop_write, s
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rows", type=int, default=200_000)
+    p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--features", type=int, default=32)
     p.add_argument("--steps", type=int, default=32)
     p.add_argument("--rounds", type=int, default=3)

@@ -25,7 +25,13 @@ from spark_dl.skew.policy import before_scoring
 from spark_dl.training.planner import train_plan
 from spark_dl.training.preflight import check_cluster, check_driver_collect
 from spark_dl.errors import UnsafeModelError
-from spark_dl.explanations import _ExplainParams, attribution_options, scoring_fields
+from spark_dl.explanations import (
+    _ExplainParams,
+    attribution_options,
+    check_attribution_layout,
+    check_attribution_params,
+    scoring_fields,
+)
 from spark_dl.export import OnnxExportable
 from spark_dl.tracking import mlflow_run
 from spark_dl.persistence import (
@@ -95,6 +101,8 @@ class _TorchEstimator(Estimator, _TorchStageParams, Persistable):
 
             check_usable(spark, owner)
         check_input_shape(self.getInputShape(), owner)
+        if isinstance(self, _ExplainParams):
+            check_attribution_params(self, owner)
         self._spec().check_kwargs(in_features=1, out_features=1,
                                   input_shape=self.getInputShape() or [1])
 
@@ -221,6 +229,8 @@ class _TorchEstimator(Estimator, _TorchStageParams, Persistable):
                                 "int64" if info.kind == "ids" else "float32", owner, info.column)
         if info.kind == "ids":
             check_token_ids(stats, info.column, self.getModelParams().get("vocab_size"))
+        if isinstance(self, _ExplainParams):
+            check_attribution_layout(self, owner, layout.dtype, layout.size)
         self._check_network(layout, num_outputs, owner)
         if self.getLocalMode() and self.getDataFeed() == "arrow":
             check_driver_collect(stats.rows, num_features,

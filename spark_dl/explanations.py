@@ -17,10 +17,18 @@ Examples
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from spark_dl.inference.attributions import METHODS
-from spark_dl.param_table import ParamSpec, TableParams, at_least, declare, one_of
+from spark_dl.param_table import (
+    ParamSpec,
+    TableParams,
+    at_least,
+    declare,
+    one_of,
+    param_error,
+)
 
 #: Methods for networks with a gradient; the anomaly detector also has reconstruction_error.
 GRADIENT_METHODS = METHODS[:2]
@@ -58,32 +66,63 @@ class _ExplainParams(TableParams):
     """Attribution Params of the torch models (and their estimators)."""
 
 
+def check_attribution_params(stage: Any, owner: str) -> None:
+    """The checks that need only the Params; the estimator runs them before training (so a
+    fit is not wasted on a model that could not explain), the model before scoring."""
+    col = stage.getAttributionsCol()
+    if not col:
+        return
+    method = stage.getAttributionMethod()
+    if method == "reconstruction_error" and stage._task != "reconstruction":
+        raise ValueError(
+            f"The 'attributionMethod' parameter of {owner} is 'reconstruction_error', which "
+            f"only anomaly detectors have. Use one of {list(GRADIENT_METHODS)}.")
+    if stage.getInferencePrecision() == "int8-dynamic" and method != "reconstruction_error":
+        raise ValueError(
+            f"The 'attributionsCol' parameter of {owner} is set with inferencePrecision="
+            "'int8-dynamic', whose quantized layers have no gradient. Score with "
+            "'float32' (or 'bfloat16') to get attributions.")
+    taken = {name: stage.getOrDefault(name) for name in _OUTPUT_PARAMS
+             if stage.hasParam(name) and stage.isDefined(name)}
+    clash = [name for name, value in taken.items() if value == col]
+    if clash:
+        raise ValueError(
+            f"The 'attributionsCol' parameter of {owner} ({col!r}) is also its '{clash[0]}'. "
+            "Give the attributions a column of their own.")
+    if not all(math.isfinite(v) for v in stage.getAttributionBaseline()):
+        raise param_error(owner, "attributionBaseline", "a list of finite floats (or [])",
+                          stage.getAttributionBaseline())
+
+
+#: Params naming a column that attributionsCol must not reuse.
+_OUTPUT_PARAMS = ("featuresCol", "predictionCol", "probabilityCol", "rawPredictionCol",
+                  "scoreCol")
+
+
+def check_attribution_layout(stage: Any, owner: str, dtype: str, num_features: int) -> None:
+    """The checks that need the input layout (the estimator's after its data job)."""
+    if not stage.getAttributionsCol():
+        return
+    if dtype == "int64":
+        raise ValueError(
+            f"The 'attributionsCol' parameter of {owner} is set, but the model reads integer "
+            "token ids, which have no gradient. Unset attributionsCol for this model.")
+    baseline = stage.getAttributionBaseline()
+    if baseline and len(baseline) != num_features:
+        raise ValueError(
+            f"The 'attributionBaseline' parameter of {owner} must hold one value per feature "
+            f"({num_features}), or be empty for zeros. Got {len(baseline)} values.")
+
+
 def attribution_options(model: Any, owner: str) -> tuple[str, int, tuple[float, ...]] | None:
     """``(method, steps, baseline)`` for the scoring task, or None when ``attributionsCol``
     is unset; refuses, before any job, combinations the scoring pass cannot compute."""
     if not model.getAttributionsCol():
         return None
-    method = model.getAttributionMethod()
-    if method == "reconstruction_error" and model._task != "reconstruction":
-        raise ValueError(
-            f"The 'attributionMethod' parameter of {owner} is 'reconstruction_error', which "
-            "only anomaly detectors have. Use one of "
-            f"{list(GRADIENT_METHODS)}.")
-    if model._layout.dtype == "int64":
-        raise ValueError(
-            f"The 'attributionsCol' parameter of {owner} is set, but the model reads integer "
-            "token ids, which have no gradient. Unset attributionsCol for this model.")
-    if model.getInferencePrecision() == "int8-dynamic" and method != "reconstruction_error":
-        raise ValueError(
-            f"The 'attributionsCol' parameter of {owner} is set with inferencePrecision="
-            "'int8-dynamic', whose quantized layers have no gradient. Score with "
-            "'float32' (or 'bfloat16') to get attributions.")
+    check_attribution_params(model, owner)
+    check_attribution_layout(model, owner, model._layout.dtype, model.numFeatures)
     baseline = tuple(float(v) for v in model.getAttributionBaseline())
-    if baseline and len(baseline) != model.numFeatures:
-        raise ValueError(
-            f"The 'attributionBaseline' parameter of {owner} must hold one value per feature "
-            f"({model.numFeatures}), or be empty for zeros. Got {len(baseline)} values.")
-    return method, int(model.getAttributionSteps()), baseline
+    return model.getAttributionMethod(), int(model.getAttributionSteps()), baseline
 
 
 def scoring_fields(options: tuple[str, int, tuple[float, ...]] | None) -> dict[str, Any]:
@@ -122,5 +161,5 @@ def unpack(dataset: Any, scored: Any, cols: dict[str, str]) -> Any:
     }).drop(tmp)
 
 
-__all__ = ["GRADIENT_METHODS", "attribution_fields", "attribution_options", "scoring_fields",
-           "unpack"]
+__all__ = ["GRADIENT_METHODS", "attribution_fields", "attribution_options",
+           "check_attribution_layout", "check_attribution_params", "scoring_fields", "unpack"]

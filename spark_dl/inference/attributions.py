@@ -40,13 +40,15 @@ if TYPE_CHECKING:
 METHODS = ("integrated_gradients", "gradient_x_input", "reconstruction_error")
 
 
-def target_fn(task: str, layout: InputLayout, model: nn.Module
+def target_fn(task: str, layout: InputLayout, model: nn.Module, dtype: torch.dtype | None = None
               ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """``f(x_flat, cls) -> (n,)``: the per-row output that attributions explain."""
+    """``f(x_flat, cls) -> (n,)``: the per-row output that attributions explain, from float32
+    rows (the network sees them in ``dtype``, as in scoring; the reconstruction target stays
+    float32, as the anomaly score's)."""
     import torch
 
     def f(x: torch.Tensor, cls: torch.Tensor) -> torch.Tensor:
-        out = model(layout.to_tensor(x)).float()
+        out = model(layout.to_tensor(x if dtype is None else x.to(dtype))).float()
         if task == "reconstruction":
             return ((out.flatten(1) - x.float()) ** 2).mean(dim=1)
         out = out.reshape(len(x), -1)
@@ -85,45 +87,55 @@ def attributions(model: nn.Module, X: np.ndarray, *, task: str, layout: InputLay
     classes : numpy.ndarray, optional
         The predicted class of each row (classification).
     batch_size : int
-        Network inputs per forward pass (``integrated_gradients`` evaluates
-        ``steps`` inputs per row, so it takes ``batch_size // steps`` rows at a time).
+        Scoring's rows per forward pass; a gradient pass takes a quarter of it in network
+        inputs, as it keeps every layer's activations (``integrated_gradients`` evaluates
+        ``steps`` inputs per row, so it takes ``batch_size // 4 // steps`` rows at a time).
     """
     import torch
 
     n, d = X.shape
     if n == 0:
         return np.zeros((0, d), np.float64)
-    state = next((v for v in model.state_dict().values()
-                  if isinstance(v, torch.Tensor) and v.is_floating_point()), None)
-    device = state.device if state is not None else torch.device("cpu")
-    dtype = state.dtype if state is not None else torch.float32
+    device, dtype = _placement(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # read-only Arrow buffer; never written
         x_all = torch.from_numpy(X)
-    base = (torch.tensor(baseline, dtype=torch.float32) if baseline
-            else torch.zeros(d, dtype=torch.float32))
+    base = torch.tensor(baseline or [0.0] * d, dtype=torch.float32)
     cls_all = torch.from_numpy(np.asarray(classes if classes is not None
                                           else np.zeros(n), dtype=np.int64))
     if method == "reconstruction_error":
         return _reconstruction_error(model, x_all, layout, device, dtype, batch_size)
-    f = target_fn(task, layout, model)
+    f = target_fn(task, layout, model, dtype if dtype != torch.float32 else None)
     points = steps if method == "integrated_gradients" else 1
-    rows = max(1, batch_size // points)
+    # A backward pass keeps every layer's activations: a quarter of scoring's batch.
+    rows = max(1, batch_size // 4 // points)
     out = []
     # cuDNN's RNN backward refuses eval mode; the native kernels compute the same gradient.
-    with torch.enable_grad(), torch.backends.cudnn.flags(enabled=False):
+    # (The flag is process-wide; a Python worker runs one task at a time.)
+    rnn = any(isinstance(m, torch.nn.RNNBase) for m in model.modules())
+    with torch.enable_grad(), torch.backends.cudnn.flags(enabled=not rnn):
         for start in range(0, n, rows):
             x = x_all[start:start + rows].to(device)
             b = base.to(device)
             cls = cls_all[start:start + rows].to(device)
-            grads = _mean_gradient(f, x, b, cls, points, dtype, method)
+            grads = _mean_gradient(f, x, b, cls, points, method)
             out.append(((x - b) * grads).double().cpu())
     return torch.cat(out).numpy()
 
 
+def _placement(model: nn.Module) -> tuple[Any, Any]:
+    """The network's device and floating dtype, read from its state (as scoring does)."""
+    import torch
+
+    state = next((v for v in model.state_dict().values()
+                  if isinstance(v, torch.Tensor) and v.is_floating_point()), None)
+    if state is None:
+        return torch.device("cpu"), torch.float32
+    return state.device, state.dtype
+
+
 def _mean_gradient(f: Callable[[Any, Any], Any], x: torch.Tensor, b: torch.Tensor,
-                   cls: torch.Tensor, points: int, dtype: torch.dtype,
-                   method: str) -> torch.Tensor:
+                   cls: torch.Tensor, points: int, method: str) -> torch.Tensor:
     """The gradient of ``f`` at ``x`` (``gradient_x_input``), or its mean over ``points``
     midpoints of the straight path from ``b`` to ``x`` (``integrated_gradients``)."""
     import torch
@@ -136,7 +148,7 @@ def _mean_gradient(f: Callable[[Any, Any], Any], x: torch.Tensor, b: torch.Tenso
         cls = cls.repeat(points)
     else:
         inputs = x
-    inputs = inputs.to(dtype).detach().requires_grad_(True)
+    inputs = inputs.float().detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(f(inputs, cls).sum(), inputs)
     return grad.float().reshape(-1, m, d).mean(dim=0)
 

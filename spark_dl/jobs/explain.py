@@ -60,7 +60,9 @@ def explain_top_rows(model: Any, scored: DataFrame, score: Column, cfg: dict[str
     explainer = stage.copy({stage.attributionsCol: _ATTR,
                             stage.attributionMethod: cfg["explain"]["method"],
                             stage.attributionSteps: cfg["explain"]["steps"]})
-    top = (scored.withColumn(_SCORE, score).orderBy(F.desc(_SCORE)).limit(rows_wanted)
+    top = (scored.withColumn(_SCORE, score)
+           .filter(F.col(_SCORE).isNotNull() & ~F.isnan(_SCORE))  # NaN sorts above all
+           .orderBy(F.desc(_SCORE)).limit(rows_wanted)
            .select(*keep, _SCORE, stage.getFeaturesCol()))
     found = explainer.transform(top).orderBy(F.desc(_SCORE)).collect()
     method = explainer.getAttributionMethod()
@@ -71,7 +73,8 @@ def explain_top_rows(model: Any, scored: DataFrame, score: Column, cfg: dict[str
             attr = -attr
         lines.append([str(row[c]) for c in keep] + [f"{row[_SCORE]:.4g}"]
                      + _top_items(attr, names, per_row, method))
-    return TopFeatures(method, score_name, list(keep), lines, _note(method, toward_class))
+    note = _note(method, toward_class, bool(explainer.getAttributionBaseline()))
+    return TopFeatures(method, score_name, list(keep), lines, note)
 
 
 def _top_items(attr: np.ndarray, names: list[str], k: int, method: str) -> list[str]:
@@ -85,14 +88,15 @@ def _top_items(attr: np.ndarray, names: list[str], k: int, method: str) -> list[
     return [f"{order[i]} {totals[i]:+.3g}" for i in best]
 
 
-def _note(method: str, toward_class: int | None) -> str:
+def _note(method: str, toward_class: int | None, baseline: bool) -> str:
     if method == "reconstruction_error":
         return ("Each feature's share of the row's reconstruction error (the anomaly score), "
-                "added up over the window's steps.")
+                "added up where a feature repeats (a window's steps).")
     target = (f"class {toward_class}'s rawPrediction (log-odds)" if toward_class is not None
               else "the model's output")
-    return (f"Attributions by {method.replace('_', ' ')} to {target}, relative to an all-zero "
-            "(mean, after scaling) row; positive values push the score up.")
+    reference = "the explain.baseline row" if baseline else "an all-zero row"
+    return (f"Attributions by {method.replace('_', ' ')} to {target}, relative to "
+            f"{reference}; positive values push the score up.")
 
 
 __all__ = ["TopFeatures", "explain_top_rows", "torch_stage"]

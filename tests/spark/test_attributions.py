@@ -162,6 +162,26 @@ def test_attribution_errors_name_the_param(classifier_model, spark, known_driver
         ({model.attributionSteps: 0}, "'attributionSteps' parameter of "
                                       "TorchClassificationModel must be an int >= 1"),
     ]
+    cases += [
+        ({model.attributionsCol: "prediction"}, "is also its 'predictionCol'"),
+        ({model.attributionBaseline: [float("nan")] * D}, "a list of finite floats"),
+    ]
     for extra, words in cases:
         with pytest.raises(ValueError, match=words.replace("(", r"\(").replace(")", r"\)")):
             model.copy(extra).transform(test)
+
+
+def test_the_estimator_refuses_what_its_model_could_not_explain_before_training(
+        spark, known_drivers):
+    from pyspark.sql import functions as F
+
+    X, z = known_drivers
+    df = _frame(spark, X[:50], (z[:50] > 0).astype(float))
+    with pytest.raises(ValueError, match="'attributionMethod' parameter of TorchClassifier"):
+        TorchClassifier(attributionsCol="a", attributionMethod="reconstruction_error").fit(df)
+    ids = df.select(F.array(F.lit(1), F.lit(2)).alias("features"), "label")
+    with pytest.raises(ValueError, match="integer token ids"):
+        TorchClassifier(attributionsCol="a", model="lstm", inputShape=[2],
+                        modelParams={"vocab_size": 4}).fit(ids)
+    with pytest.raises(ValueError, match=r"one value per feature \(10\)"):
+        TorchRegressor(attributionsCol="a", attributionBaseline=[0.0]).fit(df)

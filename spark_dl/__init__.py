@@ -27,6 +27,8 @@ _EXPORTS = {
     "ImageTensorizer": "spark_dl.feature.image",
     "Vocabulary": "spark_dl.feature.text",
     "VocabularyModel": "spark_dl.feature.text",
+    "HFTokenizer": "spark_dl.pretrained.stages",
+    "TextEmbedder": "spark_dl.pretrained.stages",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
         Vocabulary,
         VocabularyModel,
     )
+    from spark_dl.pretrained import HFTokenizer, TextEmbedder  # noqa: F401
     from spark_dl.recommendation import (  # noqa: F401
         TorchRecommendationModel,
         TorchRecommender,

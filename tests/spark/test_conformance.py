@@ -64,6 +64,29 @@ def _ratings(spark: Any) -> DataFrame:
                                   for i in range(4)], "user int, item long, rating double")
 
 
+_HF: dict[str, str] = {}
+
+
+def _hf_dir() -> str:
+    """A tiny BERT folder (tests/helpers/hf_tiny.py), built once per session."""
+    if "dir" not in _HF:
+        import tempfile
+
+        from hf_tiny import build
+
+        _HF["dir"] = build(tempfile.mkdtemp(prefix="spark_dl-hf-"))
+    return _HF["dir"]
+
+
+def _texts(spark: Any) -> DataFrame:
+    return spark.createDataFrame([("a good film",), ("bad",), (None,)], "text string")
+
+
+def _token_ids(spark: Any) -> DataFrame:
+    return spark.createDataFrame([([2, 7, 3, 0], [1, 1, 1, 0]), ([2, 3, 0, 0], [1, 1, 0, 0])],
+                                 "input_ids array<int>, attention_mask array<int>")
+
+
 _TORCH = {"modelParams": {"hidden_layers": [4]}, "maxEpochs": 1, "batchSize": 16}
 
 #: Stage class name -> (a configured instance, its input DataFrame). Estimators are fitted
@@ -81,6 +104,9 @@ EXAMPLES: dict[str, Callable[[Any], tuple[Any, DataFrame]]] = {
         inputCol="px", inputShape=[2, 2, 3], size=[2, 2], scale=1.0), _pixels(s)),
     "Rebalancer": lambda s: (__import__("spark_dl.skew", fromlist=["Rebalancer"])
                              .Rebalancer(numPartitions=2), _vectors(s)),
+    "HFTokenizer": lambda s: (spark_dl.HFTokenizer(tokenizerPath=_hf_dir(), maxLength=6),
+                              _texts(s)),
+    "TextEmbedder": lambda s: (spark_dl.TextEmbedder(modelPath=_hf_dir()), _token_ids(s)),
     "TorchRecommender": lambda s: (spark_dl.TorchRecommender(
         maxEpochs=1, batchSize=16, modelParams={"embedding_dim": 2, "tower_layers": []}),
         _ratings(s)),

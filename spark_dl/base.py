@@ -19,6 +19,7 @@ from pyspark.sql.types import StructField, StructType
 from spark_dl import compat, conf
 from spark_dl.inputs import InputLayout, check_input_shape, check_network, resolve_layout
 from spark_dl.model_spec import ModelSpec
+from spark_dl.pretrained import finetune
 from spark_dl.param_table import validate_params
 from spark_dl.params import _TorchStageParams, check_optimizer_params
 from spark_dl.skew.policy import before_scoring
@@ -134,7 +135,15 @@ class _TorchEstimator(Estimator, _TorchStageParams, Persistable):
                 )
 
     def _spec(self) -> ModelSpec:
+        if finetune.is_pretrained(self.getModel()):  # model="hf:<folder>"
+            return ModelSpec("hf_encoder", finetune.resolve(self)[0])
         return ModelSpec(self.getModel(), self.getModelParams())
+
+    def _plan_extras(self) -> dict[str, Any]:
+        """TrainPlan fields beyond the Params: a pretrained encoder's initial weights."""
+        if finetune.is_pretrained(self.getModel()):
+            return {"init_state": finetune.resolve(self)[1]}
+        return {}
 
     def _label_col(self) -> str | None:
         """The label column training reads (None for unsupervised stages)."""
@@ -193,6 +202,8 @@ class _TorchEstimator(Estimator, _TorchStageParams, Persistable):
         model._timings = {"fit_started": fit_started, "data_checked": stats_done,
                           **result.get("timings", {}), "fit_finished": time.time()}
         self._copyValues(model)
+        if finetune.is_pretrained(self.getModel()):
+            model._set(**finetune.fitted_params(self))
         return model
 
     def fitMultiple(self, dataset: DataFrame, paramMaps: Sequence[Any]) -> Any:

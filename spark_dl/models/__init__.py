@@ -11,4 +11,5 @@ REGISTRY: dict[str, str] = {
     "autoencoder": "spark_dl.models.autoencoder:AutoEncoder",
     "ncf": "spark_dl.models.recommenders:NCF",
     "two_tower": "spark_dl.models.recommenders:TwoTower",
+    "hf_encoder": "spark_dl.models.hf:HFEncoderNet",
 }

@@ -132,3 +132,56 @@ def test_the_pandas_udf_path_gives_the_same_ids_and_embeddings(spark, hf_dir, te
     assert [r.attention_mask for r in pandas] == [r.attention_mask for r in arrow]
     np.testing.assert_allclose(np.array([r.embedding for r in pandas]),
                                np.array([r.embedding for r in arrow]), atol=1e-6)
+
+
+def _sentiment(spark, n: int, seed: int):
+    """Reviews whose label is which of the two word groups they use (half each)."""
+    rng = np.random.default_rng(seed)
+    pos, neg = ["good", "great", "loved"], ["bad", "terrible", "hated"]
+    filler = ["the", "movie", "plot", "actors", "was", "and", "a", "film", "story", "it"]
+    rows = []
+    for i in range(n):
+        label = i % 2
+        words = list(rng.choice(filler, size=rng.integers(2, 8)))
+        words.insert(int(rng.integers(0, len(words))), rng.choice(pos if label else neg))
+        rows.append((i, " ".join(words), float(label)))
+    return spark.createDataFrame(rows, "id int, text string, label double").repartition(2)
+
+
+def test_fine_tuning_a_pretrained_encoder_beats_the_majority_and_saves(spark, hf_dir,
+                                                                         tmp_path):
+    from pyspark.ml import Pipeline, PipelineModel
+    from pyspark.ml.evaluation import MulticlassClassificationEvaluator
+
+    from spark_dl import TorchClassificationModel, TorchClassifier
+
+    tok = HFTokenizer(tokenizerPath=str(hf_dir), maxLength=MAX_LENGTH, outputCol="features")
+    train, test = _sentiment(spark, 400, seed=3), _sentiment(spark, 200, seed=4)
+    clf = TorchClassifier(model=f"hf:{hf_dir}", maxEpochs=4, batchSize=32, learningRate=2e-3,
+                          seed=0)
+    model = Pipeline(stages=[tok, clf]).fit(train)
+    fitted = model.stages[-1]
+    assert isinstance(fitted, TorchClassificationModel) and fitted.getModel() == "hf_encoder"
+    accuracy = MulticlassClassificationEvaluator(metricName="accuracy").evaluate(
+        model.transform(test))
+    assert accuracy >= 0.5 + 0.3, accuracy  # the majority baseline is 0.5
+    model.write().overwrite().save(str(tmp_path / "tuned"))
+    again = PipelineModel.load(str(tmp_path / "tuned")).transform(test)
+    a = [r.probability for r in model.transform(test).orderBy("id").collect()]
+    assert [r.probability for r in again.orderBy("id").collect()] == a
+
+
+def test_fine_tuning_starts_from_the_pretrained_weights(spark, hf_dir):
+    from spark_dl import TorchClassifier
+
+    tokens = HFTokenizer(tokenizerPath=str(hf_dir), maxLength=MAX_LENGTH,
+                         outputCol="features").transform(_sentiment(spark, 64, seed=5))
+    fitted = TorchClassifier(model=f"hf:{hf_dir}", maxEpochs=1, batchSize=64,
+                             learningRate=1e-12, seed=0).fit(tokens)
+    pretrained = transformers.AutoModel.from_pretrained(str(hf_dir)).state_dict()
+    encoder = fitted.torchModule.encoder.state_dict()
+    for name, value in pretrained.items():
+        if name in encoder:
+            torch.testing.assert_close(encoder[name], value, atol=1e-6, rtol=0)
+    with pytest.raises(FileNotFoundError, match="'model' directory"):
+        TorchClassifier(model="hf:/nowhere/at/all").fit(tokens)

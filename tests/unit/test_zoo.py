@@ -15,6 +15,9 @@ CASES = {
     "lstm": (InputLayout((20,), "int64"), {"vocab_size": 50}, 2),
     "transformer": (InputLayout((20,), "int64"), {"vocab_size": 50}, 2),
     "autoencoder": (InputLayout((16, 4)), {"kind": "lstm"}, 64),
+    "hf_encoder": (InputLayout((20,), "int64"), {"config": {
+        "model_type": "bert", "vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 32}}, 2),
 }
 
 
@@ -37,6 +40,19 @@ def test_every_registered_network_builds_and_returns_its_output_shape(name):
     check_network(net, layout, [(out,)], "test", name)  # raises on a wrong shape
     x = layout.to_tensor(torch.randint(0, 50, (4, layout.size)).float())
     assert net(x).shape == (4, out)
+
+
+def test_hf_encoder_masks_padding_and_refuses_custom_code():
+    torch.manual_seed(0)
+    layout, kwargs, _ = CASES["hf_encoder"]
+    short = build("hf_encoder", InputLayout((5,), "int64"), {**kwargs, "dropout": 0.0}, 2).eval()
+    tokens = torch.tensor([[5, 6, 7, 0, 0], [9, 8, 7, 6, 5]])
+    padded = torch.cat([tokens, torch.zeros(2, 4, dtype=torch.long)], dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(short(tokens), short(padded), atol=1e-5, rtol=1e-5)
+    custom = {"config": {**kwargs["config"], "auto_map": {"AutoModel": "x.Net"}}}
+    with pytest.raises(ValueError, match="custom model code"):
+        build("hf_encoder", layout, custom, 2)
 
 
 @pytest.mark.parametrize("name", ["lstm", "transformer"])

@@ -86,6 +86,7 @@ def test_spark_dl_score_and_run_with_remote(connect_run):
     assert connect_run["scored_rows"] == connect_run["test_rows"]
     assert connect_run["run_rc"] == 0 and "auc_pr" in connect_run["job_metrics"]
     assert connect_run["job_top_features"] == [7] * 10  # id, merchant, label, score, 3 features
+    assert connect_run["hf_embeddings"] == [[32], 20]  # TextEmbedder from a Connect client
 
 
 #: Test modules that also run, whole, from a Connect client (the ``spark`` fixture of

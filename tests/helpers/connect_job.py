@@ -78,6 +78,7 @@ def main(url: str, work: str) -> dict:
     out["cv_best_lr"] = cv_model.bestModel.getLearningRate()
     _train_on_executors(assembled, out)
     _recommend(spark, out)
+    _pretrained(spark, work, out)
 
     tokens = spark.createDataFrame([(["a", "b", "a"],), (["c"],)], "tokens array<string>")
     vocab = Vocabulary(vocabSize=5, sequenceLength=3).fit(tokens)
@@ -111,6 +112,19 @@ def main(url: str, work: str) -> dict:
     out["job_top_features"] = [len(r) for r in saved["top_features"]["rows"]]
     spark.stop()
     return out
+
+
+def _pretrained(spark, work: str, out: dict) -> None:
+    """HFTokenizer and TextEmbedder from the client: the folder is read client-side."""
+    from hf_tiny import build, texts
+
+    from spark_dl import HFTokenizer, TextEmbedder
+
+    folder = build(os.path.join(work, "tiny_bert"))
+    df = spark.createDataFrame(list(enumerate(texts(20))), "id long, text string")
+    tokens = HFTokenizer(tokenizerPath=folder, maxLength=16).transform(df)
+    rows = TextEmbedder(modelPath=folder).transform(tokens).collect()
+    out["hf_embeddings"] = sorted({len(r.embedding) for r in rows}), len(rows)
 
 
 def _recommend(spark, out: dict) -> None:

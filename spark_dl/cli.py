@@ -55,7 +55,33 @@ def _parser() -> argparse.ArgumentParser:
     stream.add_argument("--trigger-seconds", type=float, default=None, metavar="S",
                         help="keep running, one micro-batch every S seconds, until stopped "
                              "(default: score everything available now, then exit)")
+    _embed_parser(sub)
     return p
+
+
+def _embed_parser(sub: Any) -> None:
+    embed = sub.add_parser("embed", help="write text embeddings of a table with a pretrained "
+                                         "Hugging Face encoder (needs spark-dl[hf])")
+    embed.add_argument("--model-dir", required=True,
+                       help="folder written by save_pretrained: tokenizer.json, config.json, "
+                            "model.safetensors (local, mounted, or hdfs:// / s3:// / gs://)")
+    embed.add_argument("--input", required=True, help="input path (or table name)")
+    embed.add_argument("--output", required=True, help="output path (or table name)")
+    embed.add_argument("--text-col", default="text", help="the text column (default: text)")
+    embed.add_argument("--output-col", default="embedding")
+    embed.add_argument("--max-length", type=int, default=128, help="tokens per text")
+    embed.add_argument("--pooling", choices=("mean", "cls"), default="mean")
+    embed.add_argument("--normalize", action="store_true", help="unit L2 norm")
+    embed.add_argument("--batch-size", type=int, default=64, help="rows per forward pass")
+    embed.add_argument("--columns", default=None,
+                       help="comma-separated input columns to keep beside the embedding "
+                            "(default: all)")
+    embed.add_argument("--input-format", choices=FORMATS, default=None)
+    embed.add_argument("--output-format", choices=FORMATS, default="parquet")
+    embed.add_argument("--overwrite", action="store_true", help="replace existing output")
+    embed.add_argument("--master", default="local[*]")
+    embed.add_argument("--remote", default=None, metavar="sc://HOST:PORT")
+    embed.add_argument("--verbose", action="store_true", help="Spark's INFO logs and progress")
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -75,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args.config, _with_remote(args), args.verbose)
+        if args.command == "embed":
+            return _embed(args)
         return _score(args)
     except ConfigError as exc:
         print(f"spark-dl: error: {exc}", file=sys.stderr)
@@ -126,7 +154,42 @@ def _score(args: argparse.Namespace) -> int:
         raise ConfigError(f"--columns {missing} are not in the scored data: {scored.columns}.")
     if args.stream:
         return _score_stream(_portable(scored.select(*cols)), args, cols)
-    writer = _portable(scored.select(*cols)).write.mode("overwrite" if args.overwrite else "error")
+    _write(_portable(scored.select(*cols)), args)
+    print(f"spark-dl score: wrote {', '.join(cols)} to {args.output} ({args.output_format})")
+    return 0
+
+
+def _embed(args: argparse.Namespace) -> int:
+    """Tokenize and embed ``--text-col``; write the kept columns and the embedding."""
+    from spark_dl import HFTokenizer, TextEmbedder
+
+    spark = _session(args.master, args.verbose, args.remote)
+    df = _read(spark, args.input, args.input_format)
+    keep = ([c.strip() for c in args.columns.split(",") if c.strip()] if args.columns
+            else [c for c in df.columns if c != args.output_col])
+    missing = [c for c in keep + [args.text_col] if c not in df.columns]
+    if missing:
+        raise ConfigError(f"--columns / --text-col {missing} are not in the input: "
+                          f"{df.columns}.")
+    ids, mask = "__spark_dl_ids", "__spark_dl_mask"
+    tokens = HFTokenizer(inputCol=args.text_col, outputCol=ids, attentionMaskCol=mask,
+                         tokenizerPath=args.model_dir, maxLength=args.max_length)
+    embedder = TextEmbedder(inputCol=ids, attentionMaskCol=mask, outputCol=args.output_col,
+                            modelPath=args.model_dir, pooling=args.pooling,
+                            normalize=args.normalize, batchSize=args.batch_size)
+    try:
+        out = embedder.transform(tokens.transform(df))
+    except (FileNotFoundError, ValueError) as exc:
+        raise ConfigError(f"--model-dir: {exc}") from None
+    _write(out.select(*keep, args.output_col), args)
+    print(f"spark-dl embed: wrote {', '.join(keep + [args.output_col])} to {args.output} "
+          f"({args.output_format})")
+    return 0
+
+
+def _write(df: Any, args: argparse.Namespace) -> None:
+    """Write ``df`` to ``--output`` as ``--output-format`` (a table with ``table``)."""
+    writer = df.write.mode("overwrite" if args.overwrite else "error")
     try:
         if args.output_format == "table":
             writer.saveAsTable(args.output)
@@ -138,8 +201,6 @@ def _score(args: argparse.Namespace) -> int:
             raise ConfigError(f"--output {args.output!r} already exists; pass --overwrite to "
                               "replace it.") from None
         raise
-    print(f"spark-dl score: wrote {', '.join(cols)} to {args.output} ({args.output_format})")
-    return 0
 
 
 def _check_stream_args(args: argparse.Namespace) -> None:

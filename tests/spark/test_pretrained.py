@@ -185,3 +185,21 @@ def test_fine_tuning_starts_from_the_pretrained_weights(spark, hf_dir):
             torch.testing.assert_close(encoder[name], value, atol=1e-6, rtol=0)
     with pytest.raises(FileNotFoundError, match="'model' directory"):
         TorchClassifier(model="hf:/nowhere/at/all").fit(tokens)
+
+
+def test_spark_dl_embed_writes_a_tables_embeddings(spark, hf_dir, texts_df, tmp_path, capsys):
+    from spark_dl.cli import main as cli
+
+    src, dst = str(tmp_path / "texts"), str(tmp_path / "embedded")
+    texts_df.where("text is not null").write.parquet(src)
+    rc = cli(["embed", "--model-dir", str(hf_dir), "--input", src, "--output", dst,
+              "--columns", "id", "--max-length", str(MAX_LENGTH)])
+    assert rc == 0
+    rows = spark.read.parquet(dst).orderBy("id").collect()
+    assert rows[0].__fields__ == ["id", "embedding"]
+    texts = {r.id: r.text for r in texts_df.collect()}
+    _, _, expected = _reference(hf_dir, [texts[r.id] for r in rows], "mean", False)
+    np.testing.assert_allclose(np.array([r.embedding for r in rows]), expected, atol=1e-5)
+    rc = cli(["embed", "--model-dir", str(tmp_path / "missing"), "--input", src, "--output",
+              dst, "--overwrite"])
+    assert rc == 2 and "--model-dir:" in capsys.readouterr().err

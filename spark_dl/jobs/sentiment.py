@@ -1,5 +1,6 @@
-"""Sentiment: review texts -> Tokenizer -> Vocabulary -> LSTM or Transformer (chosen in
-the config). Reports accuracy and F1 against the majority-class baseline."""
+"""Sentiment: review texts -> Tokenizer -> Vocabulary -> LSTM or Transformer, or a
+pretrained Hugging Face encoder fine-tuned on its own tokenizer's ids (``model.name:
+pretrained``, ``model.path``). Reports accuracy and F1 against the majority baseline."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from pyspark.sql import functions as F
 from spark_dl import TorchClassifier, Vocabulary
 from spark_dl.feature.text import NUM_RESERVED
 from spark_dl.jobs.common import multiclass_evaluation, random_split, require_columns, torch_params
-from spark_dl.jobs.config import Float, Int, Mapping, Schema, Str
+from spark_dl.jobs.config import ConfigError, Float, Int, Mapping, Schema, Str
 from spark_dl.jobs.outputs import Evaluation
 
 TASK = "binary"
-NETWORKS = ("lstm", "transformer")
+NETWORKS = ("lstm", "transformer", "pretrained")
 
 #: The estimator whose Params the config's model/training keys set.
 ESTIMATOR = TorchClassifier
@@ -37,7 +38,9 @@ SCHEMA: Schema = {
         "token_pattern": Str("\\W+"),
     },
     "model": {"name": Str("lstm", choices=NETWORKS),
-              "params": Mapping({"embedding_dim": 32, "hidden_size": 32, "bidirectional": True})},
+              "params": Mapping({"embedding_dim": 32, "hidden_size": 32, "bidirectional": True}),
+              "path": Str(""),
+              "pretrained_params": Mapping({"pooling": "cls", "dropout": 0.1})},
 }
 
 
@@ -73,6 +76,8 @@ def build_pipeline(cfg: dict[str, Any], train: DataFrame) -> Pipeline:
     """RegexTokenizer -> Vocabulary -> TorchClassifier over int64 token ids."""
     d, t = cfg["data"], cfg["text"]
     params = dict(torch_params(cfg, ESTIMATOR))
+    if cfg["model"]["name"] == "pretrained":
+        return _pretrained_pipeline(cfg, params)
     # The vocabulary holds at most vocab_size tokens plus the reserved padding/unknown ids.
     params["modelParams"] = {"vocab_size": t["vocab_size"] + NUM_RESERVED,
                              **cfg["model"]["params"]}
@@ -82,6 +87,23 @@ def build_pipeline(cfg: dict[str, Any], train: DataFrame) -> Pipeline:
                    minCount=t["min_count"], sequenceLength=t["sequence_length"]),
         TorchClassifier(featuresCol="ids", labelCol=d["label_col"],
                         inputShape=[t["sequence_length"]], **params),
+    ])
+
+
+def _pretrained_pipeline(cfg: dict[str, Any], params: dict[str, Any]) -> Pipeline:
+    """HFTokenizer -> TorchClassifier fine-tuning the folder's encoder (``model.path``)."""
+    from spark_dl import HFTokenizer
+
+    d, t, path = cfg["data"], cfg["text"], cfg["model"]["path"]
+    if not path:
+        raise ConfigError("model.path must name the folder of a pretrained model (written by "
+                          "save_pretrained: tokenizer.json, config.json, model.safetensors) "
+                          "when model.name is pretrained.")
+    params.update(model=f"hf:{path}", modelParams=cfg["model"]["pretrained_params"])
+    return Pipeline(stages=[
+        HFTokenizer(inputCol=d["text_col"], outputCol="ids", tokenizerPath=path,
+                    maxLength=t["sequence_length"]),
+        TorchClassifier(featuresCol="ids", labelCol=d["label_col"], **params),
     ])
 
 

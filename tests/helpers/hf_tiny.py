@@ -14,8 +14,10 @@ def texts(n: int, seed: int = 0) -> list[str]:
     return [" ".join(rng.choice(WORDS, size=rng.integers(1, 24))) for _ in range(n)]
 
 
-def build(folder: str, hidden: int = 32, layers: int = 2) -> str:
-    """Write a fast tokenizer and a randomly initialised BertModel into ``folder``."""
+def build(folder: str, hidden: int = 32, layers: int = 2,
+          corpus: list[str] | None = None) -> str:
+    """Write a fast tokenizer (trained on ``corpus``, else on :func:`texts`) and a randomly
+    initialised BertModel into ``folder``."""
     import torch
     import transformers
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
@@ -24,8 +26,8 @@ def build(folder: str, hidden: int = 32, layers: int = 2) -> str:
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(texts(300, seed=1), trainers.WordPieceTrainer(
-        vocab_size=120, special_tokens=specials))
+    tok.train_from_iterator(corpus or texts(300, seed=1), trainers.WordPieceTrainer(
+        vocab_size=120 if corpus is None else 1000, special_tokens=specials))
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", special_tokens=[(t, tok.token_to_id(t)) for t in specials[2:4]])
     fast = transformers.PreTrainedTokenizerFast(

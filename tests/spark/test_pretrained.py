@@ -203,3 +203,22 @@ def test_spark_dl_embed_writes_a_tables_embeddings(spark, hf_dir, texts_df, tmp_
     rc = cli(["embed", "--model-dir", str(tmp_path / "missing"), "--input", src, "--output",
               dst, "--overwrite"])
     assert rc == 2 and "--model-dir:" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sentiment_job_fine_tunes_a_pretrained_folder(spark, tmp_path):
+    from hf_tiny import build
+    from test_jobs import run_tiny
+
+    from spark_dl.datasets import reviews
+
+    corpus = [r.text for r in reviews(spark, 2000, seed=11, partitions=2).collect() if r.text]
+    folder = build(str(tmp_path / "pretrained"), corpus=corpus)
+    result, out = run_tiny(spark, "sentiment", tmp_path, "data.rows=3000",
+                           "model.name=pretrained", f"model.path={folder}",
+                           "training.max_epochs=4", "training.learning_rate=0.002",
+                           "text.sequence_length=32")
+    import json
+
+    baseline = json.loads((out / "metrics.json").read_text())["baseline"]["accuracy"]
+    assert result.metrics["accuracy"] >= baseline + 0.1, (result.metrics, baseline)

@@ -239,7 +239,9 @@ class _TorchEstimator(Estimator, _TorchStageParams, Persistable):
         layout = resolve_layout(self.getInputShape(), num_features,
                                 "int64" if info.kind == "ids" else "float32", owner, info.column)
         if info.kind == "ids":
-            check_token_ids(stats, info.column, self.getModelParams().get("vocab_size"))
+            kwargs = self._spec().kwargs  # a pretrained encoder's vocabulary is its config's
+            check_token_ids(stats, info.column, kwargs.get("vocab_size")
+                            or kwargs.get("config", {}).get("vocab_size"))
         if isinstance(self, _ExplainParams):
             check_attribution_layout(self, owner, layout.dtype, layout.size)
         self._check_network(layout, num_outputs, owner)

@@ -179,8 +179,10 @@ def _embed(args: argparse.Namespace) -> int:
                             normalize=args.normalize, batchSize=args.batch_size)
     try:
         out = embedder.transform(tokens.transform(df))
-    except (FileNotFoundError, ValueError) as exc:
+    except FileNotFoundError as exc:
         raise ConfigError(f"--model-dir: {exc}") from None
+    except ValueError as exc:  # a bad folder names its path; a bad option its Param
+        raise ConfigError(str(exc)) from None
     _write(out.select(*keep, args.output_col), args)
     print(f"spark-dl embed: wrote {', '.join(keep + [args.output_col])} to {args.output} "
           f"({args.output_format})")

@@ -135,17 +135,32 @@ def get_encoder(task: EmbedTask) -> Any:
     return _cached(f"enc:{task.key}@{device}/{task.precision}", build)
 
 
+#: config.json keys that would make transformers fetch or run code (Hub attention kernels,
+#: remote classes, quantization back ends) or change the dtype; dropped before building.
+UNSAFE_KEYS = ("auto_map", "attn_implementation", "_attn_implementation",
+               "quantization_config", "dtype", "torch_dtype", "use_kernels")
+
+
 def build_encoder(config_json: bytes, meta: bool = False) -> Any:
-    """The bare encoder (``AutoModel``) of a ``config.json``, randomly initialised (on
-    torch's meta device with ``meta``: names and shapes only)."""
+    """The bare encoder (``AutoModel``, float32, PyTorch's own attention, no pooler where the
+    architecture has one) of a ``config.json``, randomly initialised (on torch's meta
+    device with ``meta``: names and shapes only). The config is read as data: keys that
+    could fetch or run code are dropped (:data:`UNSAFE_KEYS`)."""
+    import contextlib
+
     import torch
     from transformers import AutoConfig, AutoModel
 
-    config = AutoConfig.for_model(**json.loads(config_json))
-    if meta:
-        with torch.device("meta"):
-            return AutoModel.from_config(config)
-    return AutoModel.from_config(config)
+    raw = {k: v for k, v in json.loads(config_json).items()
+           if k not in UNSAFE_KEYS and "kernel" not in k}
+    config = AutoConfig.for_model(**raw)
+    with torch.device("meta") if meta else contextlib.nullcontext():
+        try:  # the pooler takes no part in our pooling, and DDP refuses unused parameters
+            model = AutoModel.from_config(config, attn_implementation="sdpa",
+                                          add_pooling_layer=False)
+        except TypeError:
+            model = AutoModel.from_config(config, attn_implementation="sdpa")
+    return model.float()
 
 
 def _strip_prefix(state: dict[str, Any], model: Any) -> dict[str, Any]:
@@ -166,6 +181,7 @@ def embed(ids: np.ndarray, mask: np.ndarray, task: EmbedTask) -> np.ndarray:
     import torch
 
     model = get_encoder(task)
+    _check_ids(ids, model)
     n = len(ids)
     lengths = mask.sum(axis=1)
     order = np.argsort(-lengths, kind="stable")
@@ -201,8 +217,27 @@ def _id_matrix(arr: Any) -> np.ndarray:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     n = len(arr)
+    lengths = np.diff(arr.offsets.to_numpy(zero_copy_only=False)) if n else np.zeros(0)
+    if arr.null_count or (n and (lengths != lengths[0]).any()):
+        raise ValueError("TextEmbedder's inputCol and attentionMaskCol must hold non-null "
+                         "id lists of one length (HFTokenizer's output); this batch has null "
+                         "or ragged rows.")
     flat = arr.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
     return flat.reshape(n, -1) if n else np.zeros((0, 0), np.int64)
+
+
+def _check_ids(ids: np.ndarray, model: Any) -> None:
+    """Ids inside the vocabulary and rows no wider than the position table."""
+    vocab = int(model.config.vocab_size)
+    width = int(getattr(model.config, "max_position_embeddings", 0) or 0)
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab):
+        raise ValueError(f"TextEmbedder's inputCol holds token id {int(ids.max())}, outside "
+                         f"the modelPath encoder's vocabulary of {vocab}: tokenize with the "
+                         "tokenizer saved with that model.")
+    if width and ids.shape[1] > width:
+        raise ValueError(f"TextEmbedder's rows hold {ids.shape[1]} ids, more than the "
+                         f"modelPath encoder's {width} positions: lower HFTokenizer's "
+                         "maxLength.")
 
 
 def _threads(task: EmbedTask) -> None:
@@ -221,8 +256,10 @@ def embed_series(batches: Iterator[Any], task: EmbedTask) -> Iterator[Any]:
         if len(ids) == 0:
             yield pd.Series([], dtype=object)
             continue
-        vecs = embed(np.stack(ids.to_numpy()), np.stack(mask.to_numpy()), task)
-        yield pd.Series(list(vecs), index=ids.index)
+        m = np.stack(mask.to_numpy())
+        vecs = embed(np.stack(ids.to_numpy()), m, task)
+        yield pd.Series([v if m[i].any() else None for i, v in enumerate(vecs)],
+                        index=ids.index)
 
 
 def embed_batches(batches: Iterator[Any], task: EmbedTask) -> Iterator[Any]:
@@ -235,7 +272,8 @@ def embed_batches(batches: Iterator[Any], task: EmbedTask) -> Iterator[Any]:
         vecs = embed(ids, mask, task) if len(ids) else np.zeros((0, 0), np.float32)
         n, k = vecs.shape
         offsets = pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32))
-        yield pa.ListArray.from_arrays(offsets, pa.array(vecs.reshape(-1)))
+        empty = pa.array(mask.sum(axis=1) == 0) if n else None  # all padding: no text
+        yield pa.ListArray.from_arrays(offsets, pa.array(vecs.reshape(-1)), mask=empty)
 
 
 __all__ = ["EmbedTask", "TokenizeTask", "build_encoder", "embed", "embed_batches",

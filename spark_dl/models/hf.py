@@ -45,8 +45,12 @@ class HFEncoderNet(nn.Module):
                              "architectures built into transformers are built.")
         import json
 
+        if config.get("pad_token_id") is None:
+            raise ValueError("The encoder config has no pad_token_id, so padding cannot be "
+                             "masked: set pad_token_id in the folder's config.json to the "
+                             "tokenizer's padding id.")
         self.encoder = build_encoder(json.dumps(config).encode("utf-8"))
-        self.pad_id = int(config.get("pad_token_id") or 0)
+        self.pad_id = int(config["pad_token_id"])
         self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(int(self.encoder.config.hidden_size), out_features)

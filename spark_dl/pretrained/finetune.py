@@ -33,15 +33,14 @@ def resolve(stage: Any) -> tuple[dict[str, Any], bytes]:
 
     folder = stage.getModel()[len(PREFIX):]
     cached = getattr(stage, "_pretrained", None)
-    if cached is not None and cached[0] == folder:
-        return cached[1], cached[2]
-    owner = type(stage).__name__
-    files = read_files(folder, (CONFIG_FILE, WEIGHTS_FILE), owner, "model")
-    config = check_encoder(files, folder, owner)
-    kwargs = {**stage.getModelParams(), "config": config}
-    init = _encoder_state(files[CONFIG_FILE], files[WEIGHTS_FILE])
-    stage._pretrained = (folder, kwargs, init)
-    return kwargs, init
+    if cached is None or cached[0] != folder:
+        owner = type(stage).__name__
+        files = read_files(folder, (CONFIG_FILE, WEIGHTS_FILE), owner, "model")
+        config = check_encoder(files, folder, owner)
+        cached = (folder, config, _encoder_state(files[CONFIG_FILE], files[WEIGHTS_FILE]))
+        stage._pretrained = cached
+    # modelParams (pooling, dropout) may change between fits: merged on every call.
+    return {**stage.getModelParams(), "config": cached[1]}, cached[2]
 
 
 def _encoder_state(config: bytes, weights: bytes) -> bytes:

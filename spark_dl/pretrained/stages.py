@@ -68,6 +68,11 @@ class _DirectoryStage(Transformer, Persistable):
     def _check_files(self, files: dict[str, bytes], path: str) -> None:
         """Parse and check the files (subclasses)."""
 
+    def _check_loaded(self, path: str, metadata: dict[str, Any]) -> None:
+        # The saved files stand for the saved path; a new path Param reads the new folder.
+        if self.isDefined(self._PATH_PARAM):
+            self._files_from = self.getOrDefault(self._PATH_PARAM)
+
     def _shipped(self, spark: Any, value: Any) -> Any:
         self._bc = compat.broadcast(spark, value, self._bc)
         return self._bc[1]

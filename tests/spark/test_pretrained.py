@@ -88,6 +88,7 @@ def test_a_saved_pipeline_loads_without_the_model_folder(spark, hf_dir, texts_df
     loaded = PipelineModel.load(str(tmp_path / "saved"))
     after = [r.embedding for r in loaded.transform(texts_df).orderBy("id").collect()]
     assert after == before
+    assert before[120] is None and before[121] is not None  # null text: no embedding
 
 
 def test_missing_or_corrupt_model_folders_name_the_path(spark, hf_dir, texts_df, tmp_path):
@@ -130,8 +131,9 @@ def test_the_pandas_udf_path_gives_the_same_ids_and_embeddings(spark, hf_dir, te
         spark.conf.unset("spark.dl.udf.kind")
     assert [r.input_ids for r in pandas] == [r.input_ids for r in arrow]
     assert [r.attention_mask for r in pandas] == [r.attention_mask for r in arrow]
-    np.testing.assert_allclose(np.array([r.embedding for r in pandas]),
-                               np.array([r.embedding for r in arrow]), atol=1e-6)
+    assert [r.embedding is None for r in pandas] == [r.embedding is None for r in arrow]
+    np.testing.assert_allclose(np.array([r.embedding for r in pandas if r.embedding]),
+                               np.array([r.embedding for r in arrow if r.embedding]), atol=1e-6)
 
 
 def _sentiment(spark, n: int, seed: int):
@@ -202,7 +204,8 @@ def test_spark_dl_embed_writes_a_tables_embeddings(spark, hf_dir, texts_df, tmp_
     np.testing.assert_allclose(np.array([r.embedding for r in rows]), expected, atol=1e-5)
     rc = cli(["embed", "--model-dir", str(tmp_path / "missing"), "--input", src, "--output",
               dst, "--overwrite"])
-    assert rc == 2 and "--model-dir:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert rc == 2 and f"--model-dir: The 'tokenizerPath' directory '{tmp_path}/missing'" in err
 
 
 @pytest.mark.slow

@@ -17,7 +17,8 @@ CASES = {
     "autoencoder": (InputLayout((16, 4)), {"kind": "lstm"}, 64),
     "hf_encoder": (InputLayout((20,), "int64"), {"config": {
         "model_type": "bert", "vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 1,
-        "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 32}}, 2),
+        "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 32,
+        "pad_token_id": 0}}, 2),
 }
 
 
@@ -53,6 +54,26 @@ def test_hf_encoder_masks_padding_and_refuses_custom_code():
     custom = {"config": {**kwargs["config"], "auto_map": {"AutoModel": "x.Net"}}}
     with pytest.raises(ValueError, match="custom model code"):
         build("hf_encoder", layout, custom, 2)
+
+
+
+def test_hf_encoder_ignores_config_keys_that_fetch_code_and_has_no_unused_parameters():
+    """A config asking for Hub attention kernels or another dtype builds PyTorch's own
+    attention in float32, without the pooler (DDP refuses parameters without gradients)."""
+    layout, kwargs, _ = CASES["hf_encoder"]
+    poisoned = {"config": {**kwargs["config"], "attn_implementation": "kernels-community/x",
+                           "dtype": "bfloat16", "quantization_config": {"quant_method": "x"}}}
+    net = build("hf_encoder", layout, poisoned, 2)
+    assert net.encoder.config._attn_implementation == "sdpa"
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+    assert not any("pooler" in name for name, _ in net.named_parameters())
+    loss = net(torch.randint(1, 50, (3, 20))).sum()
+    loss.backward()
+    assert all(p.grad is not None for p in net.parameters())
+    no_pad = {"config": {k: v for k, v in kwargs["config"].items()}}
+    no_pad["config"]["pad_token_id"] = None
+    with pytest.raises(ValueError, match="no pad_token_id"):
+        build("hf_encoder", layout, no_pad, 2)
 
 
 @pytest.mark.parametrize("name", ["lstm", "transformer"])

@@ -63,13 +63,26 @@ def pytest_runtest_makereport(item, call):
     """
     outcome = yield
     report = outcome.get_result()
-    if call.excinfo is None or not str(call.excinfo.value).startswith("Timeout"):
+    if call.excinfo is None or not _timed_out(call.excinfo.value):
         return
     from pyspark import SparkContext
 
     context = SparkContext._active_spark_context  # no py4j call: the connection is stale
     if context is not None:
         report.sections.append(("Spark at timeout", _reset_after_timeout(context)))
+
+
+def _timed_out(exc: BaseException | None) -> bool:
+    """Whether pytest-timeout's error is ``exc`` or in its chain: code that handles the
+    timeout (a ``with`` block's exit making one more py4j call on the stale connection)
+    raises its own error, which must not hide the timeout from the reset below."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if str(exc).startswith("Timeout"):
+            return True
+        seen.add(id(exc))
+        exc = exc.__context__ or exc.__cause__
+    return False
 
 
 def _reset_after_timeout(context) -> str:

@@ -182,7 +182,7 @@ def test_unknown_key_is_named_with_a_suggestion(tmp_path):
     ("pipeline: sentiment\noutput: {dir: x}\ntraining: {learning_rate: fast}\n",
      r"training.learning_rate must be a number > 0"),
     ("pipeline: sentiment\noutput: {dir: x}\nmodel: {name: gru}\n",
-     r"model.name must be one of \['lstm', 'transformer'\]. Got 'gru'"),
+     r"model.name must be one of \['lstm', 'transformer', 'pretrained'\]. Got 'gru'"),
     ("pipeline: nosuch\noutput: {dir: x}\n", r"'pipeline' must be one of"),
     ("pipeline: sentiment\n", r"output.dir is required"),
     ("pipeline: sentiment\noutput: {dir: x}\ndata: {source: parquet}\n",
